@@ -1,0 +1,350 @@
+"""Any user's gradient reversal layer → one calling convention.
+
+A *spec* names a layer: ``package.module:Name`` or ``path/to/file.py:Name`` (``Name`` may be
+dotted, ``Outer.Inner``). :func:`load_layer` turns it into a :class:`LayerUnderTest`, whose
+:meth:`~LayerUnderTest.build` makes a fresh callable ``layer(x) -> Tensor`` for a given alpha.
+
+Accepted kinds of ``Name``:
+
+* an ``nn.Module`` subclass built with an alpha argument, found by name from the signature
+  (:data:`ALPHA_ARGUMENT_NAMES`, or ``alpha_arg=``); a subclass whose constructor needs no
+  argument and names no alpha is built once and treated as an instance;
+* a function ``f(x, alpha)``;
+* a ``torch.autograd.Function`` subclass, called as ``.apply(x, alpha)`` with a Python float, or
+  with a 0-d tensor when the Function needs one (it is tried once on a 2-element tensor);
+* an ``nn.Module`` instance: its alpha is fixed (read from an alpha-like attribute, else assumed
+  1.0), and properties that need other alphas are skipped with that reason.
+
+Anything else raises :class:`SpecError` with one sentence saying what was expected and found.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "ALPHA_ARGUMENT_NAMES",
+    "DEFAULT_SPECS",
+    "LayerUnderTest",
+    "SpecError",
+    "default_layers",
+    "load_layer",
+    "set_alpha",
+]
+
+#: Constructor argument names recognised as the reversal strength, in order of preference.
+ALPHA_ARGUMENT_NAMES = (
+    "alpha", "alpha_", "lambda_", "lambd", "lambda", "lamda", "lamb", "lam", "lmbda", "lmbd",
+    "grl_lambda", "grl_weight", "grl_alpha", "reversal_weight", "weight", "coeff", "coef",
+    "coefficient", "scale", "factor", "strength", "beta", "gamma",
+)
+
+#: Attribute names that may hold alpha on a built layer (buffers, tensors, floats).
+_ALPHA_ATTRIBUTE_NAMES = tuple(
+    dict.fromkeys(n for a in ALPHA_ARGUMENT_NAMES for n in (a, "_" + a.rstrip("_"), a.rstrip("_")))
+)
+
+#: Layers ``grl-props check`` runs with no argument: ours, then known third-party ones if installed.
+DEFAULT_SPECS = (
+    "grl_props:GradientReversal",
+    "pytorch_revgrad:RevGrad",
+    "gradient_reversal:GradientReversalLayer",
+)
+
+Kind = Literal["module_class", "function", "autograd_function", "module_instance"]
+
+
+class SpecError(ValueError):
+    """A spec that cannot be turned into a layer; the message is one sentence for the user."""
+
+
+@dataclass
+class LayerUnderTest:
+    """One layer, behind one calling convention.
+
+    ``build(alpha)`` returns a fresh callable ``layer(x)``: a new module for module classes, a new
+    bound function for functions and Functions, a deep copy for instances. ``fixed_alpha`` is set
+    when only one alpha can be built; ``obj`` is what the spec named.
+    """
+
+    name: str
+    kind: Kind
+    obj: Any
+    fixed_alpha: float | None = None
+    alpha_arg: str | None = None
+    note: str = ""
+    _alpha_as_tensor: bool | None = field(default=None, repr=False)
+
+    @property
+    def any_alpha(self) -> bool:
+        """Whether layers with arbitrary alphas can be built."""
+        return self.fixed_alpha is None
+
+    @property
+    def default_alpha(self) -> float:
+        """The alpha used by properties that need only one."""
+        return 1.0 if self.fixed_alpha is None else self.fixed_alpha
+
+    def build(self, alpha: float | None = None, *, as_tensor: bool | None = None
+              ) -> Callable[[Tensor], Tensor]:
+        """A fresh layer applying reversal with ``alpha`` (``None``: the default alpha).
+
+        For functions and Functions, alpha is passed as a 0-d tensor when the layer needs one
+        or ``as_tensor`` asks for it, else as a float; module layers get it in their constructor.
+        """
+        alpha = self.default_alpha if alpha is None else float(alpha)
+        if self.kind == "module_class":
+            return self.obj(**{self.alpha_arg: alpha})  # type: ignore[misc]
+        if self.kind == "module_instance":
+            if alpha != self.fixed_alpha:
+                raise ValueError(f"{self.name} has a fixed alpha {self.fixed_alpha}, not {alpha}")
+            try:
+                return copy.deepcopy(self.obj)
+            except Exception:  # not copyable: share the one instance
+                return self.obj
+        apply = self.obj.apply if self.kind == "autograd_function" else self.obj
+        if self._alpha_as_tensor is None:
+            self._alpha_as_tensor = _needs_tensor_alpha(apply)
+        tensor = self._alpha_as_tensor or bool(as_tensor)
+        return BoundFunction(apply, torch.tensor(alpha) if tensor else alpha)
+
+
+class BoundFunction:
+    """``f(x, alpha)`` with alpha bound; alpha is a float or a 0-d tensor shared by every call."""
+
+    def __init__(self, fn: Callable[..., Any], alpha: float | Tensor) -> None:
+        self.fn = fn
+        self.alpha = alpha
+
+    def __call__(self, x: Tensor) -> Any:
+        return self.fn(x, self.alpha)
+
+    def __repr__(self) -> str:
+        return f"BoundFunction({getattr(self.fn, '__qualname__', self.fn)!r}, alpha={self.alpha!r})"
+
+
+def _needs_tensor_alpha(apply: Callable[..., Any]) -> bool:
+    """True when the layer works with a 0-d tensor alpha but not with a float."""
+
+    def works(alpha: float | Tensor) -> bool:
+        try:
+            x = torch.ones(2, requires_grad=True)
+            out = apply(x, alpha)
+            out.sum().backward()
+            return isinstance(x.grad, Tensor)
+        except Exception:
+            return False
+
+    return not works(0.5) and works(torch.tensor(0.5))
+
+
+def set_alpha(layer: Any, alpha: float) -> str:
+    """Change a built layer's alpha in place for later calls; return how, or raise ``LookupError``.
+
+    Uses, in order: a ``set_alpha`` method; a bound tensor alpha (filled in place, as a training
+    loop's schedule would); an alpha-like tensor attribute or buffer (filled in place); an
+    alpha-like float attribute (replaced).
+    """
+    if callable(getattr(layer, "set_alpha", None)):
+        layer.set_alpha(alpha)
+        return "set_alpha()"
+    if isinstance(layer, BoundFunction):
+        if isinstance(layer.alpha, Tensor):
+            with torch.no_grad():
+                layer.alpha.fill_(alpha)
+            return "the alpha tensor filled in place"
+        layer.alpha = alpha
+        return "the bound float replaced"
+    name, value = _find_alpha_attribute(layer)
+    if isinstance(value, Tensor):
+        with torch.no_grad():
+            value.fill_(alpha)
+        return f"{name}.fill_()"
+    setattr(layer, name, type(value)(alpha))
+    return f"{name} = {alpha}"
+
+
+def _find_alpha_attribute(layer: Any) -> tuple[str, Any]:
+    for name in _ALPHA_ATTRIBUTE_NAMES:
+        try:
+            value = getattr(layer, name)
+        except Exception:
+            continue
+        if isinstance(value, Tensor) and value.numel() == 1 and value.is_floating_point():
+            return name, value
+        if isinstance(value, (float, int)) and not isinstance(value, bool):
+            return name, value
+    raise LookupError(f"found no alpha attribute ({', '.join(_ALPHA_ATTRIBUTE_NAMES[:6])}, ...)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading specs
+
+
+def load_layer(spec: str | Any, *, alpha_arg: str | None = None) -> LayerUnderTest:
+    """Resolve ``spec`` (a string, or the object itself) into a :class:`LayerUnderTest`.
+
+    Raises :class:`SpecError` with one sentence when the spec does not import or names an object
+    of the wrong kind. Nothing of the user's is called except a no-argument constructor of a module
+    class that names no alpha argument.
+    """
+    if isinstance(spec, str):
+        obj = _import_spec(spec)
+        name = spec
+    else:
+        obj = spec
+        name = getattr(spec, "__qualname__", None) or type(spec).__qualname__
+    return _classify(name, obj, alpha_arg)
+
+
+def default_layers() -> list[LayerUnderTest]:
+    """The reference layer plus every known third-party layer that imports here."""
+    layers = []
+    for spec in DEFAULT_SPECS:
+        try:
+            layers.append(load_layer(spec))
+        except SpecError:
+            continue
+    return layers
+
+
+def _import_spec(spec: str) -> Any:
+    if ":" in spec:
+        where, _, attr = spec.rpartition(":")
+    elif "." in spec and not spec.endswith(".py"):
+        where, _, attr = spec.rpartition(".")
+    else:
+        raise SpecError(
+            f"expected a spec of the form package.module:Name or path/to/file.py:Name, got {spec!r}"
+        )
+    if not where or not attr:
+        raise SpecError(f"expected a spec of the form package.module:Name, got {spec!r}")
+    module = _import_file(where) if where.endswith(".py") else _import_module(where)
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise SpecError(f"{where!r} has no attribute {attr!r}") from None
+    return obj
+
+
+def _import_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except BaseException as exc:  # noqa: BLE001 - a user's import may raise anything, even SystemExit
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise SpecError(f"importing {name!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _import_file(path: str) -> Any:
+    if not os.path.isfile(path):
+        raise SpecError(f"file {path!r} does not exist")
+    module_name = "_grl_props_spec_" + os.path.splitext(os.path.basename(path))[0]
+    directory = os.path.dirname(os.path.abspath(path))
+    if directory not in sys.path:
+        sys.path.insert(0, directory)  # so the file can import its siblings
+    try:
+        file_spec = importlib.util.spec_from_file_location(module_name, path)
+        if file_spec is None or file_spec.loader is None:
+            raise SpecError(f"{path!r} is not an importable Python file")
+        module = importlib.util.module_from_spec(file_spec)
+        sys.modules[module_name] = module
+        file_spec.loader.exec_module(module)
+    except SpecError:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise SpecError(f"importing {path!r} failed: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+_EXPECTED = (
+    "an nn.Module subclass, an nn.Module instance, a function f(x, alpha) "
+    "or a torch.autograd.Function subclass"
+)
+
+
+def _classify(name: str, obj: Any, alpha_arg: str | None) -> LayerUnderTest:
+    if isinstance(obj, type) and issubclass(obj, torch.autograd.Function):
+        return LayerUnderTest(name, "autograd_function", obj)
+    if isinstance(obj, type) and issubclass(obj, nn.Module):
+        return _module_class(name, obj, alpha_arg)
+    if isinstance(obj, nn.Module):
+        alpha, note = _instance_alpha(obj)
+        return LayerUnderTest(name, "module_instance", obj, fixed_alpha=alpha, note=note)
+    if callable(obj) and not isinstance(obj, type):
+        _check_two_arguments(name, obj)
+        return LayerUnderTest(name, "function", obj)
+    raise SpecError(f"expected {_EXPECTED}; {name!r} is {_describe(obj)}")
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, type):
+        return f"the class {obj.__qualname__}, which is none of these"
+    return f"a {type(obj).__name__}"
+
+
+def _check_two_arguments(name: str, fn: Any) -> None:
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # builtins and ops: cannot tell, let the properties find out
+    try:
+        signature.bind(object(), 1.0)
+    except TypeError:
+        raise SpecError(
+            f"expected a function f(x, alpha) taking two arguments; {name!r} has signature "
+            f"{signature}"
+        ) from None
+
+
+def _module_class(name: str, cls: type[nn.Module], alpha_arg: str | None) -> LayerUnderTest:
+    try:
+        parameters = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        parameters = {}  # type: ignore[assignment]
+    names = [p for p in parameters if p != "self"]
+    accepts_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if alpha_arg is not None:
+        if alpha_arg not in names and not accepts_kwargs:
+            raise SpecError(
+                f"{name!r} has no constructor argument {alpha_arg!r} (it takes {', '.join(names) or 'none'})"
+            )
+        return LayerUnderTest(name, "module_class", cls, alpha_arg=alpha_arg)
+    for candidate in ALPHA_ARGUMENT_NAMES:
+        if candidate in names:
+            return LayerUnderTest(name, "module_class", cls, alpha_arg=candidate)
+    try:
+        instance = cls()
+    except Exception as exc:
+        raise SpecError(
+            f"found no alpha argument in {name}({', '.join(names)}) and it cannot be built without "
+            f"arguments ({type(exc).__name__}: {exc}); name it with --alpha-arg"
+        ) from None
+    alpha, note = _instance_alpha(instance)
+    return LayerUnderTest(
+        name, "module_instance", instance, fixed_alpha=alpha,
+        note=f"{name}() names no alpha argument; " + note,
+    )
+
+
+def _instance_alpha(instance: nn.Module) -> tuple[float, str]:
+    try:
+        attr, value = _find_alpha_attribute(instance)
+    except LookupError:
+        return 1.0, "no alpha attribute found, alpha assumed 1.0"
+    return float(value), f"alpha {float(value):g} read from .{attr}"

@@ -1,0 +1,161 @@
+"""Backward-pass properties: the vector-Jacobian product is ``-alpha * v``, and its algebra."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+from torch import nn
+
+from grl_props import strategies as gs
+from grl_props.adapters import LayerUnderTest
+from grl_props.compare import assert_values_close
+from grl_props.properties import register
+from grl_props.properties._calls import exact_product, expected_vjp, forward, vjp
+
+_NONZERO_SHAPES = gs.shapes(allow_empty=False)
+_REAL = gs.dtypes(complex=False)
+_ORDINARY_ALPHAS = gs.alphas(max_magnitude=1e4, min_magnitude=1e-4)
+
+
+@register(
+    "core",
+    "VJP(v) = -alpha·v (exact when alpha is a power of two, else within the dtype tolerance), "
+    "gradient dtype = input dtype",
+    given={"case": gs.vjp_cases(alpha=gs.alphas(as_tensor=st.booleans()))},
+)
+def vjp_is_negative_alpha_v(layer: LayerUnderTest, case: gs.VJPCase) -> None:
+    alpha = case.alpha.value if layer.any_alpha else layer.default_alpha
+    fn = layer.build(alpha, as_tensor=case.alpha.as_tensor)
+    v = case.v.tensor
+    got = vjp(fn, case.x.tensor, v)
+    assert_values_close(got, expected_vjp(v, alpha), what=f"VJP(v) with alpha={alpha!r}",
+                        exact=exact_product(v, alpha))
+
+
+@register(
+    "core",
+    "VJP is linear in v: VJP(a·v1 + b·v2) = a·VJP(v1) + b·VJP(v2)",
+    given={"x": gs.tensor_cases(shape=_NONZERO_SHAPES, dtype=torch.float64, finite=True),
+           "scales": st.tuples(st.sampled_from([1.0, -1.0, 0.5, 3.0]), st.sampled_from([1.0, -2.0, 0.25])),
+           "alpha": _ORDINARY_ALPHAS},
+)
+def vjp_linear_in_v(layer: LayerUnderTest, x: gs.TensorCase, scales: tuple[float, float],
+                    alpha: gs.AlphaCase) -> None:
+    fn = layer.build(alpha.value if layer.any_alpha else None)
+    v1, v2 = _upstream(x.shape, 1), _upstream(x.shape, 2)
+    a, b = scales
+    combined = vjp(fn, x.tensor, a * v1 + b * v2)
+    separate = a * vjp(fn, x.tensor, v1) + b * vjp(fn, x.tensor, v2)
+    assert_values_close(combined, separate, what=f"VJP({a}·v1 + {b}·v2) vs {a}·VJP(v1) + {b}·VJP(v2)")
+
+
+@register(
+    "core",
+    "VJP is linear in alpha: VJP at alpha1 + alpha2 = VJP at alpha1 + VJP at alpha2",
+    given={"x": gs.tensor_cases(shape=_NONZERO_SHAPES, dtype=torch.float64, finite=True),
+           "first": _ORDINARY_ALPHAS, "second": _ORDINARY_ALPHAS},
+    requires=("any_alpha",),
+)
+def vjp_linear_in_alpha(layer: LayerUnderTest, x: gs.TensorCase, first: gs.AlphaCase,
+                        second: gs.AlphaCase) -> None:
+    a1, a2 = first.value, second.value
+    v = _upstream(x.shape)
+    total = vjp(layer.build(a1 + a2), x.tensor, v)
+    parts = vjp(layer.build(a1), x.tensor, v) + vjp(layer.build(a2), x.tensor, v)
+    # Alpha may be held in float32 (pytorch-revgrad and CellCap do): allow its rounding.
+    bound = 2.0**-23 * (abs(a1) + abs(a2) + abs(a1 + a2)) * v.abs()
+    excess = (total - parts).abs() - bound
+    if bool((excess > 0).any()):
+        index = tuple(int(i) for i in torch.unravel_index(excess.argmax(), excess.shape))
+        raise AssertionError(
+            f"VJP at alpha {a1!r} + {a2!r} differs from the sum of the VJPs by more than float32 "
+            f"rounding of alpha: {total[index].item()!r} vs {parts[index].item()!r} at index {index}"
+        )
+
+
+def _upstream(shape: tuple[int, ...], salt: int = 0) -> torch.Tensor:
+    """An ordinary float64 upstream gradient, fixed by the shape (Hypothesis drives the shape)."""
+    generator = torch.Generator().manual_seed(hash((shape, salt)) % 2**31)
+    return torch.randn(shape, dtype=torch.float64, generator=generator)
+
+
+@register(
+    "core",
+    "alpha = 0 gives a gradient of exact zeros (not None, not NaN) for finite v",
+    given={"case": gs.vjp_cases(alpha=st.just(gs.AlphaCase(0.0)))},
+    requires=("any_alpha",),
+)
+def zero_alpha_gives_zero_gradient(layer: LayerUnderTest, case: gs.VJPCase) -> None:
+    got = vjp(layer.build(0.0), case.x.tensor, case.v.tensor)
+    assert_values_close(got, torch.zeros_like(case.v.tensor), what="the gradient at alpha=0", exact=True)
+
+
+@register(
+    "core",
+    "two layers in a row compose to a gradient of +alpha1·alpha2·v and the identity in forward",
+    given={"case": gs.vjp_cases(dtype=_REAL), "second": gs.alphas()},
+)
+def composition(layer: LayerUnderTest, case: gs.VJPCase, second: gs.AlphaCase) -> None:
+    a1 = case.alpha.value if layer.any_alpha else layer.default_alpha
+    a2 = second.value if layer.any_alpha else layer.default_alpha
+    first_layer, second_layer = layer.build(a1), layer.build(a2)
+
+    def both(x: torch.Tensor) -> torch.Tensor:
+        return second_layer(forward(first_layer, x))
+
+    v = case.v.tensor
+    got = vjp(both, case.x.tensor, v)
+    wide = torch.float64
+    expected = (v.to(wide) * (a1 * a2)).to(v.dtype)
+    exact = exact_product(v, a1) and exact_product(v, a2) and exact_product(v, a1 * a2)
+    assert_values_close(got, expected, what=f"VJP through alpha={a1!r} then alpha={a2!r}", exact=exact)
+
+
+@register(
+    "core",
+    "calling the same instance again on the same input gives the same output and gradient",
+    given={"case": gs.vjp_cases(dtype=_REAL)},
+)
+def repeatable(layer: LayerUnderTest, case: gs.VJPCase) -> None:
+    fn = layer.build(case.alpha.value if layer.any_alpha else None)
+    first = vjp(fn, case.x.tensor, case.v.tensor)
+    for call in (2, 3):
+        again = vjp(fn, case.x.tensor, case.v.tensor)
+        assert_values_close(again, first, what=f"call {call}'s gradient (vs call 1's)", exact=True)
+
+
+@register(
+    "core",
+    "in encoder → layer → head, head parameters get their usual gradients and encoder "
+    "parameters exactly -alpha times the gradients without the layer",
+    given={"batch": st.integers(1, 5), "width": st.integers(1, 6), "alpha": _ORDINARY_ALPHAS,
+           "seed": st.integers(0, 2**16)},
+)
+def model_gradients(layer: LayerUnderTest, batch: int, width: int, alpha: gs.AlphaCase,
+                    seed: int) -> None:
+    a = alpha.value if layer.any_alpha else layer.default_alpha
+    fn = layer.build(a)
+    torch.manual_seed(seed)
+    encoder = nn.Linear(3, width).double()
+    head = nn.Sequential(nn.Tanh(), nn.Linear(width, 2)).double()
+    x = torch.randn(batch, 3, dtype=torch.float64)
+
+    def gradients(through_layer: bool) -> list[torch.Tensor]:
+        encoder.zero_grad(set_to_none=True)
+        head.zero_grad(set_to_none=True)
+        z = encoder(x)
+        if through_layer:
+            z = forward(fn, z)
+        head(z).square().sum().backward()
+        params = [*encoder.parameters(), *head.parameters()]
+        if any(p.grad is None for p in params):
+            raise AssertionError("a parameter got no gradient through the layer")
+        return [p.grad.clone() for p in params]  # type: ignore[union-attr]
+
+    plain, reversed_ = gradients(False), gradients(True)
+    names = ["encoder.weight", "encoder.bias", "head.weight", "head.bias"]
+    for name, g_plain, g_rev in zip(names, plain, reversed_):
+        if name.startswith("head"):
+            assert_values_close(g_rev, g_plain, what=f"{name}'s gradient", exact=True)
+        else:
+            assert_values_close(g_rev, -a * g_plain, what=f"{name}'s gradient (alpha={a!r})")

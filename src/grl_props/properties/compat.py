@@ -1,0 +1,286 @@
+"""Compatibility properties: torch.func, torch.compile, AMP, double backward, custom ops, export."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from grl_props.adapters import BoundFunction, LayerUnderTest, set_alpha
+from grl_props.compare import assert_identical, assert_values_close, require_tensor
+from grl_props.properties import Skip, register
+from grl_props.properties._calls import expected_vjp, forward, leaf, vjp
+
+_ALPHA = 0.75
+_ALPHAS_FOR_RECOMPILES = (0.75, 0.5, 1.5, 2.25, 0.1)
+#: At most this many graphs may be compiled while alpha takes the five values above
+#: (Dynamo's automatic-dynamic compiles once static, once dynamic).
+MAX_COMPILES = 2
+
+
+def _alpha(layer: LayerUnderTest) -> float:
+    return _ALPHA if layer.any_alpha else layer.default_alpha
+
+
+def _inputs(shape: tuple[int, ...] = (2, 3), seed: int = 0) -> tuple[Tensor, Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, dtype=torch.float64, generator=generator)
+    v = torch.randn(shape, dtype=torch.float64, generator=generator)
+    return x, v
+
+
+@contextlib.contextmanager
+def _supported(feature: str) -> Iterator[None]:
+    """Turn an exception from ``feature`` into an AssertionError naming it."""
+    try:
+        yield
+    except (AssertionError, Skip):
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise AssertionError(f"{feature} raised {type(exc).__name__}: {first}") from None
+
+
+@register("compat", "torch.func.grad gives -alpha·v")
+def func_grad(layer: LayerUnderTest) -> None:
+    fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
+    x, v = _inputs()
+    with _supported("torch.func.grad"):
+        got = torch.func.grad(lambda t: (fn(t) * v).sum())(x)
+    assert_values_close(got, expected_vjp(v, alpha), what="torch.func.grad's gradient")
+
+
+@register("compat", "torch.func.vjp returns the input and pulls v back to -alpha·v")
+def func_vjp(layer: LayerUnderTest) -> None:
+    fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
+    x, v = _inputs()
+    with _supported("torch.func.vjp"):
+        out, pull = torch.func.vjp(fn, x)
+        (got,) = pull(v)
+    assert_identical(out, x, what="torch.func.vjp's primal output")
+    assert_values_close(got, expected_vjp(v, alpha), what="torch.func.vjp's cotangent")
+
+
+@register("compat", "torch.func.vmap over a batch is the identity, and vmap(grad) gives -alpha")
+def func_vmap(layer: LayerUnderTest) -> None:
+    fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
+    xs, _ = _inputs((4, 3))
+    with _supported("torch.func.vmap"):
+        out = torch.func.vmap(fn)(xs)
+    assert_identical(out, xs, what="vmap(layer)(xs)")
+    with _supported("torch.func.vmap(torch.func.grad)"):
+        grads = torch.func.vmap(torch.func.grad(lambda t: fn(t).sum()))(xs)
+    assert_values_close(grads, expected_vjp(torch.ones_like(xs), alpha), what="vmap(grad(layer))")
+
+
+@register("compat", "torch.func.jvp returns the input and the tangent -alpha·t (the transpose of "
+          "the VJP)")
+def func_jvp(layer: LayerUnderTest) -> None:
+    fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
+    x, t = _inputs()
+    with _supported("torch.func.jvp"):
+        out, tangent = torch.func.jvp(fn, (x,), (t,))
+    assert_identical(out, x, what="torch.func.jvp's primal output")
+    assert_values_close(tangent, expected_vjp(t, alpha), what="torch.func.jvp's tangent")
+
+
+def _compiled_steps(layer: LayerUnderTest, backend: str) -> Callable[[float], Callable[[Tensor], Tensor]]:
+    """A function alpha → compiled layer, reusing one compiled object so recompiles can be counted."""
+    built = layer.build(_alpha(layer))
+    if isinstance(built, BoundFunction):
+        compiled_fn = torch.compile(lambda t, a: built.fn(t, a), backend=backend, fullgraph=True)
+
+        def with_function(alpha: float) -> Callable[[Tensor], Tensor]:
+            value = torch.tensor(alpha) if isinstance(built.alpha, Tensor) else alpha
+            return lambda t: compiled_fn(t, value)
+
+        return with_function
+    compiled = torch.compile(built, backend=backend, fullgraph=True)
+
+    def with_module(alpha: float) -> Callable[[Tensor], Tensor]:
+        if alpha != _alpha(layer):
+            try:
+                set_alpha(built, alpha)
+            except LookupError as exc:
+                raise Skip(f"cannot change alpha on the compiled layer: {exc}") from None
+        return compiled  # type: ignore[return-value]
+
+    return with_module
+
+
+def _check_compile(layer: LayerUnderTest, backend: str) -> None:
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    alphas = _ALPHAS_FOR_RECOMPILES if layer.any_alpha else (layer.default_alpha,)
+    step = _compiled_steps(layer, backend)
+    for i, alpha in enumerate(alphas):
+        x, v = _inputs(seed=i)
+        fn = step(alpha)
+        with _supported(f"torch.compile(backend={backend!r}, fullgraph=True)"):
+            got = vjp(fn, x, v)
+            out = fn(x.detach())
+        assert_identical(out, x, what=f"the compiled forward (alpha={alpha})")
+        assert_values_close(got, expected_vjp(v, alpha), what=f"the compiled gradient (alpha={alpha})")
+    compiles = int(counters["stats"]["unique_graphs"])
+    if compiles > MAX_COMPILES:
+        raise AssertionError(
+            f"torch.compile compiled {compiles} graphs for {len(alphas)} alpha values "
+            f"(at most {MAX_COMPILES} allowed): alpha is specialized, so a schedule recompiles "
+            "every step until the recompile limit"
+        )
+
+
+@register("compat", "torch.compile(fullgraph=True, backend='aot_eager') matches eager, "
+          f"at most {MAX_COMPILES} compiles over 5 alphas")
+def compile_aot_eager(layer: LayerUnderTest) -> None:
+    _check_compile(layer, "aot_eager")
+
+
+@register("compat", "torch.compile(fullgraph=True, backend='inductor') matches eager, "
+          f"at most {MAX_COMPILES} compiles over 5 alphas")
+def compile_inductor(layer: LayerUnderTest) -> None:
+    _check_compile(layer, "inductor")
+
+
+@register("compat", "under autocast (bf16 on cpu, fp16 on cuda) forward is the identity on the "
+          "autocast activation and the gradient is -alpha·v in its dtype")
+def autocast(layer: LayerUnderTest) -> None:
+    fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
+    cases = [("cpu", torch.bfloat16)] + ([("cuda", torch.float16)] if torch.cuda.is_available() else [])
+    for device, dtype in cases:
+        torch.manual_seed(0)
+        linear = nn.Linear(4, 4).to(device)
+        x = torch.randn(3, 4, device=device)
+        with _supported(f"autocast({device}, {dtype})"), torch.autocast(device, dtype=dtype):
+            z = linear(x)
+            out = forward(fn, z)
+            v = torch.randn_like(z)
+            (got,) = torch.autograd.grad(out, z, v)
+        assert_identical(out, z, what=f"the output under autocast({device}, {dtype})")
+        assert_values_close(got, expected_vjp(v, alpha), what=f"the gradient under autocast({device})")
+
+
+@register("compat", "a GradScaler round trip (scale, backward, unscale) gives -alpha times the "
+          "unscaled gradient")
+def gradscaler_roundtrip(layer: LayerUnderTest) -> None:
+    fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
+    x, v = (t.float() for t in _inputs())
+    weight = nn.Parameter(torch.ones_like(x))
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    optimizer = torch.optim.SGD([weight], lr=0.0)
+    with _supported("GradScaler"):
+        loss = (forward(fn, weight * x) * v).sum()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    if weight.grad is None:
+        raise AssertionError("no gradient reached the parameter")
+    assert_values_close(weight.grad, expected_vjp(v * x, alpha), what="the unscaled gradient")
+
+
+@register("compat", "double backward: gradcheck and gradgradcheck of the VJP map (x, v) ↦ "
+          "VJP(v) in float64")
+def double_backward(layer: LayerUnderTest) -> None:
+    fn = layer.build(_alpha(layer))
+    x, v = (leaf(t) for t in _inputs((4,)))
+
+    def vjp_map(x_: Tensor, v_: Tensor) -> Tensor:
+        out = forward(fn, x_)
+        (grad,) = torch.autograd.grad(out, x_, v_, create_graph=True)
+        return grad
+
+    with _supported("gradcheck of the VJP map"):
+        torch.autograd.gradcheck(vjp_map, (x, v))
+    with _supported("gradgradcheck of the VJP map"):
+        torch.autograd.gradgradcheck(vjp_map, (x, v))
+
+
+def _custom_ops(fn: Callable[[Tensor], Any], x: Tensor) -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
+    """The non-aten operators ``fn`` dispatches, with their arguments."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    found: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if func.namespace not in ("aten", "prim", "prims"):
+                found.append((func, args, dict(kwargs or {})))
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        fn(x)
+    return found
+
+
+@register("compat", "torch.library.opcheck passes for every custom operator the layer calls")
+def opcheck(layer: LayerUnderTest) -> None:
+    fn = layer.build(_alpha(layer))
+    x, _ = _inputs()
+    ops = _custom_ops(fn, leaf(x))
+    if not ops:
+        raise Skip("the layer calls no custom operator")
+    for op, args, kwargs in ops:
+        fresh = tuple(leaf(a.clone()) if isinstance(a, Tensor) and a.is_floating_point() else a
+                      for a in args)
+        try:
+            torch.library.opcheck(op, fresh, kwargs)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:400]
+            raise AssertionError(f"opcheck({op}) failed: {first}") from None
+
+
+def _claims(layer: LayerUnderTest, *words: str) -> bool:
+    """Whether the layer's documentation (its own or its module's) mentions one of ``words``."""
+    obj = layer.obj if isinstance(layer.obj, type) or callable(layer.obj) else type(layer.obj)
+    texts = [inspect.getdoc(obj) or ""]
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    if module is not None:
+        texts.append(inspect.getdoc(module) or "")
+    text = "\n".join(texts).lower()
+    return any(word.lower() in text for word in words)
+
+
+@register("compat", "torch.jit.script works and keeps the reversal, where the layer claims "
+          "TorchScript support")
+def torchscript(layer: LayerUnderTest) -> None:
+    if not _claims(layer, "torchscript", "torch.jit"):
+        raise Skip("the layer does not claim TorchScript support")
+    fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
+    target = fn.fn if isinstance(fn, BoundFunction) else fn
+    with _supported("torch.jit.script"):
+        scripted = torch.jit.script(target)
+    call = (lambda t: scripted(t, fn.alpha)) if isinstance(fn, BoundFunction) else scripted
+    x, v = _inputs()
+    with _supported("the scripted layer"):
+        got = vjp(call, x, v)
+    assert_values_close(got, expected_vjp(v, alpha), what="the scripted layer's gradient")
+
+
+@register("compat", "torch.export exports the layer and the exported program is the identity, "
+          "where the layer claims export support")
+def torch_export(layer: LayerUnderTest) -> None:
+    if not _claims(layer, "torch.export"):
+        raise Skip("the layer does not claim torch.export support")
+    fn = layer.build(_alpha(layer))
+    module = fn if isinstance(fn, nn.Module) else _Wrap(fn)
+    x, _ = _inputs()
+    with _supported("torch.export.export"):
+        program = torch.export.export(module, (x,))
+        out = program.module()(x)
+    assert_identical(require_tensor(out, "the exported output"), x, what="the exported output")
+
+
+class _Wrap(nn.Module):
+    def __init__(self, fn: Callable[[Tensor], Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fn(x)
