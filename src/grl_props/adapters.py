@@ -295,7 +295,7 @@ def _classify(name: str, obj: Any, alpha_arg: str | None) -> LayerUnderTest:
 def _describe(obj: Any) -> str:
     if isinstance(obj, type):
         return f"the class {obj.__qualname__}, which is none of these"
-    return f"a {type(obj).__name__}"
+    return f"an object of type {type(obj).__name__}"
 
 
 def _check_two_arguments(name: str, fn: Any) -> None:

@@ -32,16 +32,16 @@ Status = Literal["pass", "fail", "error", "skip"]
 class RunOptions:
     """How properties run: examples per property, the seed, and the per-property time limit (s)."""
 
-    max_examples: int = 60
+    max_examples: int = 100
     seed: int = 0
     timeout: float = 120.0
     isolate: bool = True
 
     def hypothesis_settings(self) -> settings:
-        """A fixed profile: no example database, no deadline, no health checks, quiet output."""
+        """A fixed profile: no example database, no deadline, no health checks."""
         return settings(
             max_examples=self.max_examples, deadline=None, database=None, derandomize=False,
-            suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+            suppress_health_check=list(HealthCheck), verbosity=Verbosity.normal,
             report_multiple_bugs=False, print_blob=False,
             phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
         )
@@ -98,7 +98,11 @@ def run_property(layer: LayerUnderTest, prop: Property, options: RunOptions = Ru
         return result("skip", reason)
     try:
         if prop.given:
-            test = given(**prop.given)(lambda **drawn: prop.check(layer, **drawn))
+            def example(**drawn: Any) -> None:
+                prop.check(layer, **drawn)
+
+            example.__name__ = example.__qualname__ = prop.name  # how the counterexample is titled
+            test = given(**prop.given)(example)
             test = hypothesis_seed(options.seed)(options.hypothesis_settings()(test))
             test()
         else:
@@ -118,10 +122,11 @@ def _describe_failure(exc: BaseException, *, error: bool = False) -> str:
         where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
         location = f" (at {where[0].filename}:{where[0].lineno})" if where else ""
         message = f"the layer raised {type(exc).__name__}: {message}{location}"
-    notes = [n for n in getattr(exc, "__notes__", []) if n.strip()]
-    example = [n for n in notes if n.startswith("Falsifying")]
-    if example:
-        message += "\n" + "\n".join(example)
+    for note in getattr(exc, "__notes__", []):
+        # Hypothesis titles the shrunk example "Falsifying example:" or "Failing test case:".
+        head, _, example = note.partition(":")
+        if head in ("Falsifying example", "Failing test case"):
+            message += "\nCounterexample:" + example
     return message
 
 
@@ -134,9 +139,15 @@ def run_battery(layer: LayerUnderTest, *, options: RunOptions = RunOptions(),
     isolate = options.isolate and _can_fork()
     if isolate:
         _warm_up(chosen)
+    hung: list[str] = []
     for index, prop in enumerate(chosen, start=1):
-        if isolate:
+        if len(hung) >= _MAX_HANGS:
+            outcome = PropertyResult(prop.name, prop.tier, "error",
+                                     f"not run: the layer already hung in {' and '.join(hung)}")
+        elif isolate:
             outcome = _run_forked(layer, prop, options)
+            if outcome.detail.startswith(_HANG):
+                hung.append(prop.name)
         else:
             outcome = run_property(layer, prop, options)
         report.properties.append(outcome)
@@ -146,6 +157,9 @@ def run_battery(layer: LayerUnderTest, *, options: RunOptions = RunOptions(),
 
 
 _WARMED: set[str] = set()
+_HANG = "no result within"
+#: After this many properties time out on one layer, the rest are not run (each would time out).
+_MAX_HANGS = 2
 
 
 def _warm_up(properties: Sequence[Property]) -> None:
@@ -197,7 +211,7 @@ def _run_forked(layer: LayerUnderTest, prop: Property, options: RunOptions) -> P
             process.join()
             return PropertyResult(
                 prop.name, prop.tier, "error",
-                f"no result within {options.timeout:g} s: the layer hangs or is far too slow",
+                f"{_HANG} {options.timeout:g} s: the layer hangs or is far too slow",
                 time.perf_counter() - start,
             )
         process.join()

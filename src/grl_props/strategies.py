@@ -170,6 +170,9 @@ class TensorCase:
     def __repr__(self) -> str:
         return f"TensorCase({self.describe()})"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # Hypothesis's counterexample printer
+        printer.text(repr(self))
+
 
 def with_layout(values: np.ndarray, layout: str, dtype: torch.dtype, device: str) -> tuple[Tensor, str]:
     """Place ``values`` in memory with ``layout``; return the tensor and the layout really used.
@@ -229,6 +232,9 @@ class AlphaCase:
     def __repr__(self) -> str:
         return f"alpha={self.value!r}" + (" (0-d tensor)" if self.as_tensor else "")
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
 
 def alphas(*, allow_zero: bool = True, allow_negative: bool = True, as_tensor: Any = False,
            min_magnitude: float = 0.0, max_magnitude: float = 1e30) -> st.SearchStrategy[AlphaCase]:
@@ -261,6 +267,9 @@ class VJPCase:
 
     def __repr__(self) -> str:
         return f"VJPCase(x: {self.x.describe()}; v: {self.v.describe()}; {self.alpha!r})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
 
 
 @st.composite

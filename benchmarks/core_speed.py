@@ -1,0 +1,40 @@
+"""How long the core tier takes on one layer with the default profile, as ``grl-props check`` runs it.
+
+Usage: python benchmarks/core_speed.py [SPEC ...]   (default: the built-in layers)
+
+Prints, per layer, the wall time of the core tier in forked children (the command's way, including
+the one-off warm-up of imports and strategies) and in-process, then one line per layer:
+``core tier: SPEC X.XX s``. The target is at most 30 s on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from grl_props.adapters import default_layers, load_layer
+from grl_props.properties import all_properties
+from grl_props.runner import RunOptions, run_battery
+
+
+def main(specs: list[str]) -> None:
+    layers = [load_layer(s) for s in specs] if specs else default_layers()
+    core = all_properties(("core",))
+    options = RunOptions()
+    print(f"core properties: {len(core)}, max_examples={options.max_examples}, seed={options.seed}")
+    lines = []
+    for layer in layers:
+        timings = {}
+        for isolate in (True, False):
+            start = time.perf_counter()
+            report = run_battery(layer, options=RunOptions(isolate=isolate), properties=core)
+            timings[isolate] = time.perf_counter() - start
+            statuses = {r.status for r in report.properties}
+        print(f"  {layer.name}: forked {timings[True]:.2f} s, in-process {timings[False]:.2f} s, "
+              f"statuses {sorted(statuses)}")
+        lines.append(f"core tier: {layer.name} {timings[True]:.2f} s")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

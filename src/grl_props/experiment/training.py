@@ -1,0 +1,130 @@
+"""Training of one arm: all seeds as one batched model, or (same math) one seed at a time.
+
+Loss per seed: mean squared reconstruction error + cross-entropy of the adversary on the latent
+seen through the layer under test (the reversal arm) or directly (the control arm). Two Adam
+optimisers: encoder/decoder/shift at ``lr``, the adversary at ``adversary_lr`` (about 10x, so the
+adversary keeps up with an encoder that runs away from it). Full batch, fixed step count.
+
+Alpha schedule (DANN): ``alpha(p) = alpha_max * (2 / (1 + exp(-10 p)) - 1)``, ``p = step / steps``.
+The layer is rebuilt with ``build(alpha)`` at every step (building is cheap, and it works for any
+layer kind: nothing is assumed about where a layer stores alpha). For a layer with a fixed alpha
+the caller passes a ``build`` that ignores alpha and returns the one instance (no schedule).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from grl_props.experiment.data import SimulatedData
+from grl_props.experiment.models import ModelConfig, ReferenceModel
+
+__all__ = ["TrainConfig", "TrainedArm", "LayerError", "alpha_schedule", "train_arm",
+           "train_arm_per_seed"]
+
+Layer = Callable[[Tensor], Tensor]
+Progress = Callable[[int, int], None]
+
+
+class LayerError(RuntimeError):
+    """The layer under test raised, or returned something that is not a same-shape tensor."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation of one arm."""
+
+    steps: int = 400
+    lr: float = 3e-3
+    adversary_lr: float = 3e-2
+    alpha_max: float = 1.0
+    adversary_weight: float = 1.0
+    record_every: int = 10
+
+
+@dataclass(frozen=True)
+class TrainedArm:
+    """Latents of the fresh probe cells after training, and the training curves.
+
+    ``latents``: (S, n_probe, latent_dim). ``curves``: name -> (S, records) tensor of per-seed
+    reconstruction loss and adversary cross-entropy every ``record_every`` steps.
+    """
+
+    latents: Tensor
+    curves: dict[str, Tensor]
+
+
+def alpha_schedule(step: int, steps: int, alpha_max: float) -> float:
+    """DANN ramp from 0 to ``alpha_max``."""
+    p = step / max(steps, 1)
+    return alpha_max * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
+
+
+def _through_layer(build: Callable[[float], Layer], alpha: float, z: Tensor) -> Tensor:
+    try:
+        out = build(alpha)(z)
+    except Exception as exc:
+        raise LayerError(f"raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(out, Tensor) or out.shape != z.shape:
+        got = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
+        raise LayerError(f"returned {got} for an input of shape {tuple(z.shape)}")
+    return out
+
+
+def train_arm(data: SimulatedData, seeds: list[int], *, model_config: ModelConfig,
+              train_config: TrainConfig, build: Callable[[float], Layer] | None,
+              progress: Progress | None = None) -> TrainedArm:
+    """Train every seed of one arm as one batched model; ``build=None`` is the control arm.
+
+    ``data`` tensors carry the seed axis (``simulate_batch``). Raises :class:`LayerError` when the
+    layer under test raises (forward or backward) or returns a tensor of the wrong shape.
+    """
+    x, y = data.x, data.y
+    n_classes = int(max(data.y.max(), data.y_probe.max())) + 1
+    model = ReferenceModel(seeds, x.shape[-1], n_classes, model_config)
+    opt_main = torch.optim.Adam(model.main_parameters(), lr=train_config.lr)
+    opt_adv = torch.optim.Adam(model.adversary.parameters(), lr=train_config.adversary_lr)
+    steps = train_config.steps
+    records: dict[str, list[Tensor]] = {"reconstruction": [], "adversary": []}
+    for step in range(steps):
+        z = model.encode(x)
+        if build is None:
+            z_adv = z
+        else:
+            z_adv = _through_layer(build, alpha_schedule(step, steps, train_config.alpha_max), z)
+        recon = ((model.decode(z, y) - x) ** 2).mean(dim=(1, 2))                      # (S,)
+        logits = model.adversary(z_adv)
+        ce = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1)  # (S,)
+        loss = (recon + train_config.adversary_weight * ce).sum()  # sum: seeds stay independent
+        opt_main.zero_grad(set_to_none=True)
+        opt_adv.zero_grad(set_to_none=True)
+        try:
+            loss.backward()
+        except Exception as exc:
+            raise LayerError(f"raised {type(exc).__name__} in backward: {exc}") from exc
+        opt_main.step()
+        opt_adv.step()
+        if step % train_config.record_every == 0 or step == steps - 1:
+            records["reconstruction"].append(recon.detach())
+            records["adversary"].append(ce.detach())
+        if progress is not None:
+            progress(step + 1, steps)
+    with torch.no_grad():
+        latents = model.encode(data.x_probe)
+    return TrainedArm(latents, {k: torch.stack(v, dim=1) for k, v in records.items()})
+
+
+def train_arm_per_seed(data: SimulatedData, seeds: list[int], **kwargs) -> TrainedArm:
+    """The same training, one seed at a time in a Python loop (for the speed benchmark)."""
+    arms = [
+        train_arm(SimulatedData(data.x[i:i + 1], data.y[i:i + 1], data.x_probe[i:i + 1],
+                                data.y_probe[i:i + 1]), [s], **kwargs)
+        for i, s in enumerate(seeds)
+    ]
+    return TrainedArm(torch.cat([a.latents for a in arms]),
+                      {k: torch.cat([a.curves[k] for a in arms]) for k in arms[0].curves})

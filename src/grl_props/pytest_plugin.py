@@ -1,0 +1,208 @@
+"""pytest plugin of grl-props (entry point ``pytest11: grl_props``): options, markers, items.
+
+This module only wires pytest to the library: every test it makes runs through
+:mod:`grl_props.testing`, which owns seeds, profiles, verdicts and replay commands.
+
+Options
+-------
+``--grl-impl SPEC`` (repeatable)
+    Run the battery on the layer ``SPEC`` (``package.module:Name`` or ``path/file.py:Name``).
+``--grl-tier TIER`` (repeatable; ``core``, ``compat``, ``hygiene`` or ``all``; default ``core``)
+    Tiers of properties that ``--grl-impl`` turns into tests.
+``--grl-alpha-arg NAME``
+    Constructor argument that holds alpha, for ``--grl-impl`` layers the adapter cannot guess.
+``--grl-seed N`` / ``--grl-vary-seed``
+    Base seed of every grl-props test (default 0), or a fresh one drawn for this run and
+    printed in the header; either way each test's seed is derived from its node id and the base.
+``--grl-profile ci|dev|thorough``
+    Load the Hypothesis profile ``grl-<name>`` (see :mod:`grl_props.testing`); it also sets the
+    examples per property of every grl-props test.
+
+Markers: ``grl_property`` (one property on one layer) and ``grl_statistical`` (the label-removal
+verdict), so ``-m "not grl_statistical"`` leaves out the slow training runs.
+
+How ``--grl-impl`` items are made
+---------------------------------
+One :class:`GrlLayer` collector per spec, attached to the session in
+``pytest_collection_modifyitems`` (``tryfirst``, so ``-k``/``-m``/``--deselect`` apply to its
+items), holding one :class:`GrlPropertyItem` per property of the chosen tiers and one
+:class:`GrlStatisticalItem`. Node ids look like ``grl-impl[SPEC]::forward_identity``; they are
+built from the command line alone, so every pytest-xdist worker collects the same items in the
+same order. They are not file paths, so failures print ``pytest --grl-impl SPEC -k NAME ...``
+(and the ``grl-props check`` equivalent) as replay commands. A spec that cannot be loaded stops
+the run at configuration time with one sentence (``pytest.UsageError``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import settings
+
+from grl_props.adapters import LayerUnderTest, SpecError, load_layer
+from grl_props.properties import TIERS, Property, all_properties
+from grl_props.testing import (
+    PROFILES,
+    RunContext,
+    register_profiles,
+    run_property_test,
+    run_statistical_test,
+)
+
+_LAYERS = pytest.StashKey[list[tuple[str, LayerUnderTest]]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("grl-props", "grl-props: gradient reversal layer conformance")
+    group.addoption("--grl-impl", action="append", default=[], metavar="SPEC", dest="grl_impl",
+                    help="run the grl-props battery on this layer (package.module:Name or "
+                         "path/file.py:Name); repeatable")
+    group.addoption("--grl-tier", action="append", default=[], dest="grl_tier",
+                    choices=[*TIERS, "all"],
+                    help="property tiers --grl-impl runs (repeatable; default core)")
+    group.addoption("--grl-alpha-arg", default=None, metavar="NAME", dest="grl_alpha_arg",
+                    help="constructor argument holding alpha, for --grl-impl layers")
+    group.addoption("--grl-seed", type=int, default=None, metavar="N", dest="grl_seed",
+                    help="base seed of grl-props tests (default 0); each test derives its own "
+                         "seed from this and its node id")
+    group.addoption("--grl-vary-seed", action="store_true", default=False, dest="grl_vary_seed",
+                    help="draw a fresh base seed for this run (printed in the header)")
+    group.addoption("--grl-profile", choices=sorted(PROFILES), default=None, dest="grl_profile",
+                    help="load the Hypothesis profile grl-<name>: ci (derandomized, no "
+                         "database, no deadline), dev (defaults, no deadline), thorough "
+                         "(1000 examples); also sets grl-props examples per property")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "grl_property: one grl-props property checked on one gradient reversal layer")
+    config.addinivalue_line(
+        "markers", "grl_statistical: grl-props label-removal verdict (trains models; slow)")
+    register_profiles()
+    _settle_seed(config)
+    profile = config.getoption("grl_profile")
+    if profile is not None:
+        settings.load_profile(f"grl-{profile}")
+    config.stash[_LAYERS] = [(spec, _load(spec, config)) for spec in config.getoption("grl_impl")]
+
+
+def _settle_seed(config: pytest.Config) -> None:
+    """Fix the base seed: given, shared by the xdist controller, or drawn once (vary)."""
+    seed, vary = config.getoption("grl_seed"), config.getoption("grl_vary_seed")
+    if seed is not None and vary:
+        raise pytest.UsageError("--grl-seed and --grl-vary-seed exclude each other; give one")
+    if seed is not None and seed < 0:
+        raise pytest.UsageError(f"--grl-seed must be 0 or more, got {seed}")
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None and "grl_seed" in worker_input:
+        config.option.grl_seed = worker_input["grl_seed"]
+    elif vary:
+        config.option.grl_seed = random.SystemRandom().randrange(2**31)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: send the controller's base seed to each worker."""
+    seed = node.config.getoption("grl_seed")
+    if seed is not None:
+        node.workerinput["grl_seed"] = seed
+
+
+def _load(spec: str, config: pytest.Config) -> LayerUnderTest:
+    try:
+        return load_layer(spec, alpha_arg=config.getoption("grl_alpha_arg"))
+    except SpecError as exc:
+        raise pytest.UsageError(f"--grl-impl {spec!r}: {exc}") from None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    context = RunContext.from_config(config)
+    how = "drawn by --grl-vary-seed" if config.getoption("grl_vary_seed") else "--grl-seed"
+    line = f"grl-props: base seed {context.base_seed} ({how}; replay with --grl-seed " \
+           f"{context.base_seed})"
+    if context.profile is not None:
+        line += f", hypothesis profile grl-{context.profile}"
+    specs = [spec for spec, _ in config.stash.get(_LAYERS, [])]
+    if specs:
+        line += f", layers: {', '.join(specs)}"
+    return line
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    layers = config.stash.get(_LAYERS, [])
+    if not layers:
+        return
+    chosen = config.getoption("grl_tier") or ["core"]
+    tiers = TIERS if "all" in chosen else tuple(t for t in TIERS if t in chosen)
+    made: list[pytest.Item] = []
+    for spec, layer in layers:
+        collector = GrlLayer.from_parent(session, name=f"grl-impl[{spec}]", spec=spec,
+                                         layer=layer, tiers=tiers)
+        made.extend(collector.collect())
+    items[:0] = made
+
+
+class GrlLayer(pytest.Collector):
+    """The grl-props tests of one ``--grl-impl`` layer."""
+
+    def __init__(self, *, spec: str, layer: LayerUnderTest, tiers: tuple[str, ...],
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec, self.layer, self.tiers = spec, layer, tiers
+
+    def collect(self) -> Iterator[pytest.Item]:  # type: ignore[override]
+        for prop in all_properties(self.tiers):
+            yield GrlPropertyItem.from_parent(self, name=prop.name, prop=prop)
+        yield GrlStatisticalItem.from_parent(self, name="label_removed")
+
+
+class _GrlItem(pytest.Item):
+    parent: GrlLayer
+
+    def _replay_args(self) -> list[str]:
+        args = ["--grl-impl", self.parent.spec, "-k", self.name]
+        tiers = self.config.getoption("grl_tier")
+        for tier in tiers:
+            args += ["--grl-tier", tier]
+        alpha_arg = self.config.getoption("grl_alpha_arg")
+        if alpha_arg:
+            args += ["--grl-alpha-arg", alpha_arg]
+        return args
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, self.nodeid
+
+
+class GrlPropertyItem(_GrlItem):
+    """One property on one ``--grl-impl`` layer (marker ``grl_property``)."""
+
+    def __init__(self, *, prop: Property, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prop = prop
+        self.add_marker(pytest.mark.grl_property)
+        self.extra_keyword_matches.add(prop.tier)
+
+    def runtest(self) -> None:
+        run_property_test(self.parent.layer, self.prop, nodeid=self.nodeid,
+                          context=RunContext.from_config(self.config),
+                          alpha_arg=self.config.getoption("grl_alpha_arg"),
+                          pytest_args=self._replay_args(), replay_nodeid=False)
+
+
+class GrlStatisticalItem(_GrlItem):
+    """The label-removal verdict on one ``--grl-impl`` layer (marker ``grl_statistical``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_marker(pytest.mark.grl_statistical)
+
+    def runtest(self) -> None:
+        run_statistical_test(self.parent.layer, nodeid=self.nodeid,
+                             context=RunContext.from_config(self.config),
+                             alpha_arg=self.config.getoption("grl_alpha_arg"),
+                             pytest_args=self._replay_args(), replay_nodeid=False)
