@@ -117,7 +117,8 @@ class LayerUnderTest:
         if self._alpha_as_tensor is None:
             self._alpha_as_tensor = _needs_tensor_alpha(apply)
         tensor = self._alpha_as_tensor or bool(as_tensor)
-        return BoundFunction(apply, torch.tensor(alpha) if tensor else alpha)
+        # float64, so that no alpha a float can hold is rounded away (1e-148 stays 1e-148)
+        return BoundFunction(apply, torch.tensor(alpha, dtype=torch.float64) if tensor else alpha)
 
 
 class BoundFunction:

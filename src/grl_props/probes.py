@@ -52,7 +52,8 @@ class ProbeScore:
                 "balanced_accuracy": self.balanced_accuracy, "auc_ovr": self.auc_ovr}
 
 
-def split_indices(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(labels: np.ndarray, test_fraction: float,
+                  seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified train / held-out indices, a pure function of ``(labels, seed)``."""
     idx = np.arange(len(labels))
     stratify = labels if np.bincount(labels).min() >= 2 else None

@@ -37,22 +37,27 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from hypothesis import settings
 
-from grl_props.adapters import LayerUnderTest, SpecError, load_layer
-from grl_props.properties import TIERS, Property, all_properties
-from grl_props.testing import (
-    PROFILES,
-    RunContext,
-    register_profiles,
-    run_property_test,
-    run_statistical_test,
-)
+if TYPE_CHECKING:
+    from grl_props.adapters import LayerUnderTest
+    from grl_props.properties import Property
+    from grl_props.testing import RunContext
 
-_LAYERS = pytest.StashKey[list[tuple[str, LayerUnderTest]]]()
+# Literal copies, so that pytest starts without importing torch in projects that never use
+# grl-props options (tests/faces checks they equal properties.TIERS and testing.PROFILES).
+TIER_CHOICES = ("core", "compat", "hygiene")
+PROFILE_CHOICES = ("ci", "dev", "thorough")
+
+_LAYERS = pytest.StashKey["list[tuple[str, LayerUnderTest]]"]()
+
+
+def _context(config: pytest.Config) -> RunContext:
+    from grl_props.testing import RunContext
+
+    return RunContext.from_config(config)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,7 +66,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the grl-props battery on this layer (package.module:Name or "
                          "path/file.py:Name); repeatable")
     group.addoption("--grl-tier", action="append", default=[], dest="grl_tier",
-                    choices=[*TIERS, "all"],
+                    choices=[*TIER_CHOICES, "all"],
                     help="property tiers --grl-impl runs (repeatable; default core)")
     group.addoption("--grl-alpha-arg", default=None, metavar="NAME", dest="grl_alpha_arg",
                     help="constructor argument holding alpha, for --grl-impl layers")
@@ -70,7 +75,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "seed from this and its node id")
     group.addoption("--grl-vary-seed", action="store_true", default=False, dest="grl_vary_seed",
                     help="draw a fresh base seed for this run (printed in the header)")
-    group.addoption("--grl-profile", choices=sorted(PROFILES), default=None, dest="grl_profile",
+    group.addoption("--grl-profile", choices=PROFILE_CHOICES, default=None, dest="grl_profile",
                     help="load the Hypothesis profile grl-<name>: ci (derandomized, no "
                          "database, no deadline), dev (defaults, no deadline), thorough "
                          "(1000 examples); also sets grl-props examples per property")
@@ -81,10 +86,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "grl_property: one grl-props property checked on one gradient reversal layer")
     config.addinivalue_line(
         "markers", "grl_statistical: grl-props label-removal verdict (trains models; slow)")
-    register_profiles()
     _settle_seed(config)
     profile = config.getoption("grl_profile")
     if profile is not None:
+        from hypothesis import settings
+
+        from grl_props.testing import register_profiles
+
+        register_profiles()
         settings.load_profile(f"grl-{profile}")
     config.stash[_LAYERS] = [(spec, _load(spec, config)) for spec in config.getoption("grl_impl")]
 
@@ -112,6 +121,8 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def _load(spec: str, config: pytest.Config) -> LayerUnderTest:
+    from grl_props.adapters import SpecError, load_layer
+
     try:
         return load_layer(spec, alpha_arg=config.getoption("grl_alpha_arg"))
     except SpecError as exc:
@@ -119,12 +130,12 @@ def _load(spec: str, config: pytest.Config) -> LayerUnderTest:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    context = RunContext.from_config(config)
+    seed, profile = config.getoption("grl_seed"), config.getoption("grl_profile")
+    seed = 0 if seed is None else seed
     how = "drawn by --grl-vary-seed" if config.getoption("grl_vary_seed") else "--grl-seed"
-    line = f"grl-props: base seed {context.base_seed} ({how}; replay with --grl-seed " \
-           f"{context.base_seed})"
-    if context.profile is not None:
-        line += f", hypothesis profile grl-{context.profile}"
+    line = f"grl-props: base seed {seed} ({how}; replay with --grl-seed {seed})"
+    if profile is not None:
+        line += f", hypothesis profile grl-{profile}"
     specs = [spec for spec, _ in config.stash.get(_LAYERS, [])]
     if specs:
         line += f", layers: {', '.join(specs)}"
@@ -138,12 +149,15 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not layers:
         return
     chosen = config.getoption("grl_tier") or ["core"]
-    tiers = TIERS if "all" in chosen else tuple(t for t in TIERS if t in chosen)
+    tiers = TIER_CHOICES if "all" in chosen else tuple(t for t in TIER_CHOICES if t in chosen)
     made: list[pytest.Item] = []
     for spec, layer in layers:
-        collector = GrlLayer.from_parent(session, name=f"grl-impl[{spec}]", spec=spec,
+        name = f"grl-impl[{spec}]"
+        collector = GrlLayer.from_parent(session, name=name, nodeid=name, spec=spec,
                                          layer=layer, tiers=tiers)
-        made.extend(collector.collect())
+        report = collector.ihook.pytest_make_collect_report(collector=collector)
+        session.ihook.pytest_collectreport(report=report)  # counted in "collected N items"
+        made.extend(x for x in report.result if isinstance(x, pytest.Item))
     items[:0] = made
 
 
@@ -156,6 +170,8 @@ class GrlLayer(pytest.Collector):
         self.spec, self.layer, self.tiers = spec, layer, tiers
 
     def collect(self) -> Iterator[pytest.Item]:  # type: ignore[override]
+        from grl_props.properties import all_properties
+
         for prop in all_properties(self.tiers):
             yield GrlPropertyItem.from_parent(self, name=prop.name, prop=prop)
         yield GrlStatisticalItem.from_parent(self, name="label_removed")
@@ -188,8 +204,10 @@ class GrlPropertyItem(_GrlItem):
         self.extra_keyword_matches.add(prop.tier)
 
     def runtest(self) -> None:
+        from grl_props.testing import run_property_test
+
         run_property_test(self.parent.layer, self.prop, nodeid=self.nodeid,
-                          context=RunContext.from_config(self.config),
+                          context=_context(self.config),
                           alpha_arg=self.config.getoption("grl_alpha_arg"),
                           pytest_args=self._replay_args(), replay_nodeid=False)
 
@@ -202,7 +220,9 @@ class GrlStatisticalItem(_GrlItem):
         self.add_marker(pytest.mark.grl_statistical)
 
     def runtest(self) -> None:
+        from grl_props.testing import run_statistical_test
+
         run_statistical_test(self.parent.layer, nodeid=self.nodeid,
-                             context=RunContext.from_config(self.config),
+                             context=_context(self.config),
                              alpha_arg=self.config.getoption("grl_alpha_arg"),
                              pytest_args=self._replay_args(), replay_nodeid=False)

@@ -70,7 +70,8 @@ class _Canvas:
     def __init__(self, width: int, height: int, xlim: tuple[float, float],
                  ylim: tuple[float, float], title: str, xlabel: str = "", ylabel: str = "",
                  left: int = 50, bottom: int = 36) -> None:
-        self.w, self.h, self.left, self.bottom, self.top, self.right = width, height, left, bottom, 24, 10
+        self.w, self.h, self.left, self.bottom = width, height, left, bottom
+        self.top, self.right = 24, 10
         self.xlim, self.ylim = _pad(xlim), _pad(ylim)
         self.parts = [f'<text x="{width / 2}" y="15" text-anchor="middle" font-size="12">'
                       f'{html.escape(title)}</text>']
@@ -103,17 +104,20 @@ class _Canvas:
 
     def line(self, xs: Sequence[float], ys: Sequence[float], colour: str, width: float = 1.0,
              opacity: float = 1.0) -> None:
-        pts = " ".join(f"{self.px(x):.1f},{self.py(y):.1f}" for x, y in zip(xs, ys)
+        pts = " ".join(f"{self.px(x):.1f},{self.py(y):.1f}" for x, y in zip(xs, ys, strict=False)
                        if np.isfinite(x) and np.isfinite(y))
         self.parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" '
                           f'stroke-width="{width}" stroke-opacity="{opacity}"/>')
 
     def band(self, y_lo: float, y_hi: float, colour: str, label: str) -> None:
         top, bottom = self.py(min(y_hi, self.ylim[1])), self.py(max(y_lo, self.ylim[0]))
-        self.parts.append(f'<rect x="{self.left}" y="{top:.1f}" width="{self.w - self.left - self.right}" '
-                          f'height="{max(bottom - top, 0):.1f}" fill="{colour}" fill-opacity="0.15"/>')
+        width = self.w - self.left - self.right
+        self.parts.append(f'<rect x="{self.left}" y="{top:.1f}" width="{width}" '
+                          f'height="{max(bottom - top, 0):.1f}" fill="{colour}" '
+                          f'fill-opacity="0.15"/>')
         self.parts.append(f'<text x="{self.w - self.right - 4}" y="{top + 11:.1f}" '
-                          f'text-anchor="end" font-size="9" fill="#555">{html.escape(label)}</text>')
+                          f'text-anchor="end" font-size="9" fill="#555">'
+                          f'{html.escape(label)}</text>')
 
     def text(self, x: float, y: float, s: str, size: int = 9, anchor: str = "middle") -> None:
         self.parts.append(f'<text x="{self.px(x):.1f}" y="{y:.1f}" text-anchor="{anchor}" '
@@ -167,12 +171,13 @@ def _latents_svg(result: StatisticalResult) -> str:
     panels_z = {}
     for arm, z in panels.items():
         panels_z[arm] = rng.standard_normal(rev.shape) if z is None else z[seed_index]
+    shown = rng.permutation(len(labels))[:400]  # a subsample keeps the SVG small
     svgs = []
     for arm, z in panels_z.items():
-        xy = _pca2(np.asarray(z, dtype=float))
+        xy = _pca2(np.asarray(z, dtype=float))[shown]
         c = _Canvas(260, 240, (xy[:, 0].min(), xy[:, 0].max()), (xy[:, 1].min(), xy[:, 1].max()),
                     f"{arm} latents, PCA (seed {run.seeds[seed_index]})", "PC1", "PC2")
-        for (x, y), label in zip(xy, labels):
+        for (x, y), label in zip(xy, labels[shown], strict=True):
             c.dot(x, y, _CLASS_COLOURS[int(label) % len(_CLASS_COLOURS)], r=1.6)
         svgs.append(c.svg())
     return _row(svgs)
@@ -199,7 +204,8 @@ def _leakage_svg(result: StatisticalResult) -> str:
     leak = np.asarray(d.leakage, dtype=float)
     ctl = np.asarray(d.control_leakage if d.control_leakage is not None else [], dtype=float)
     finite = np.r_[leak[np.isfinite(leak)], ctl[np.isfinite(ctl)], 0.0, ct.tau + ct.delta]
-    c = _Canvas(420, 240, (-0.5, len(leak) - 0.5), (min(finite.min(), -0.05), max(finite.max(), 0.4)),
+    ylim = (min(finite.min(), -0.05), max(finite.max(), 0.4))
+    c = _Canvas(420, 240, (-0.5, len(leak) - 0.5), ylim,
                 "per-seed leakage: probe macro-F1 minus random latents", "seed", "leakage")
     c.band(c.ylim[0], ct.tau, "#55a868", f"≤ τ = {ct.tau:g}")
     c.band(ct.tau + ct.delta, c.ylim[1], "#c44e52", f"≥ τ+Δ = {ct.tau + ct.delta:g}")
@@ -237,7 +243,7 @@ def _index_html(result: StatisticalResult, svgs: list[str]) -> str:
     d = result.detail
     colour = {"pass": "#2e7d32", "fail": "#c62828", "invalid": "#ef6c00"}[d.outcome]
     rows = []
-    for s, L in zip(result.run.scores, d.leakage):
+    for s, L in zip(result.run.scores, d.leakage, strict=True):
         cells = [str(s.seed)] + [f"{s.primary[a].macro_f1:.3f}" for a in s.primary] + [f"{L:+.3f}"]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     head = ["seed"] + [f"F1 {a}" for a in result.run.scores[0].primary] + ["leakage"]

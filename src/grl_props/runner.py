@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import example as hypothesis_example
 from hypothesis import seed as hypothesis_seed
 
 from grl_props.adapters import LayerUnderTest
@@ -103,6 +104,8 @@ def run_property(layer: LayerUnderTest, prop: Property, options: RunOptions = Ru
 
             example.__name__ = example.__qualname__ = prop.name  # how the counterexample is titled
             test = given(**prop.given)(example)
+            for explicit in reversed(prop.examples):
+                test = hypothesis_example(**explicit)(test)
             test = hypothesis_seed(options.seed)(options.hypothesis_settings()(test))
             test()
         else:
@@ -123,9 +126,10 @@ def _describe_failure(exc: BaseException, *, error: bool = False) -> str:
         location = f" (at {where[0].filename}:{where[0].lineno})" if where else ""
         message = f"the layer raised {type(exc).__name__}: {message}{location}"
     for note in getattr(exc, "__notes__", []):
-        # Hypothesis titles the shrunk example "Falsifying example:" or "Failing test case:".
+        # Hypothesis titles the example "Falsifying example:", "Failing test case:" or, for an
+        # explicit one, "Failing explicit example:" (wording varies across versions).
         head, _, example = note.partition(":")
-        if head in ("Falsifying example", "Failing test case"):
+        if head.startswith(("Falsifying", "Failing")):
             message += "\nCounterexample:" + example
     return message
 

@@ -55,8 +55,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import binom, binomtest
 from scipy.optimize import brentq
+from scipy.stats import binom, binomtest
 
 from grl_props.probes import ProbeConfig
 
@@ -239,6 +239,8 @@ class LabelRemovalVerdict:
             "fail_count": self.fail_count, "p_value": self.p_value,
             "control_leakage": None if self.control_leakage is None
             else _json_floats(self.control_leakage),
+            "control_median_leakage": None if self.control_leakage is None
+            else _json_float(_nan_high_median(self.control_leakage, -1)),
             "control_n_blind": self.control_n_blind, "control_p_value": self.control_p_value,
             "contract": self.contract.to_json(),
         }

@@ -14,6 +14,8 @@ shrinking moves towards small shapes, contiguous layouts, float32, alpha 1.0 and
   layout and values, and a description for counterexample reports.
 * :func:`vjp_cases` — a :class:`VJPCase`: an input, an upstream gradient with its own values and
   layout, and an alpha.
+* :func:`typical_tensor_case`, :func:`typical_vjp_case` — fixed cases of a given dtype, for
+  ``@example``: Hypothesis draws dtypes unevenly, explicit cases make every dtype run at every seed.
 
 Example::
 
@@ -54,6 +56,8 @@ __all__ = [
     "layouts",
     "shapes",
     "tensor_cases",
+    "typical_tensor_case",
+    "typical_vjp_case",
     "values",
     "vjp_cases",
     "with_layout",
@@ -290,3 +294,32 @@ def _resolve(draw: Any, given: Any, default: st.SearchStrategy[Any]) -> Any:
     if isinstance(given, st.SearchStrategy):
         return draw(given)
     return given
+
+
+def _typical_values(dtype: torch.dtype, finite: bool) -> list[float]:
+    info = torch.finfo(dtype.to_real() if dtype.is_complex else dtype)
+    ordinary = [1.5, -2.0, 0.0, -0.0, 3.25, -0.1, 7.0, 1e-3, -600.0]
+    special = [info.tiny, float(info.max), info.tiny * 2.0**-3]
+    special += [] if finite else [math.inf, -math.inf, math.nan]
+    return (ordinary + special)[:12]
+
+
+def typical_tensor_case(dtype: torch.dtype, *, finite: bool = False, device: str = "cpu",
+                        layout: str = "contiguous") -> TensorCase:
+    """A fixed 3×4 case of ``dtype`` holding ordinary values, extremes and (unless ``finite``)
+    ±inf and NaN; integer dtypes hold 0..3."""
+    if dtype.is_floating_point or dtype.is_complex:
+        real = np.array(_typical_values(dtype, finite) + [0.5] * 12, dtype=np.float64)[:12]
+        array = real + 1j * real[::-1] if dtype.is_complex else real
+    else:
+        array = np.arange(12) % (2 if dtype == torch.bool else 4)
+    tensor, used = with_layout(array.reshape(3, 4), layout, dtype, device)
+    return TensorCase(tensor, (3, 4), dtype, device, used)
+
+
+def typical_vjp_case(dtype: torch.dtype, alpha: float = 0.3, *, as_tensor: bool = False) -> VJPCase:
+    """A fixed :class:`VJPCase` of ``dtype``: the typical input, a finite typical ``v``, ``alpha``."""
+    x = typical_tensor_case(dtype)
+    v = typical_tensor_case(dtype, finite=True)
+    v = TensorCase(v.tensor.flip(0).contiguous(), v.shape, dtype, v.device, v.layout)
+    return VJPCase(x, v, AlphaCase(alpha, as_tensor))

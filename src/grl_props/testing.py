@@ -18,7 +18,8 @@ it). The Hypothesis seed, the global ``random``/NumPy/torch seeds and the statis
 all follow from that seed, so a plain run, ``pytest -n auto`` and ``pytest -p randomly`` give
 the same verdicts, and a failure prints the exact command that replays it.
 
-Properties run in the pytest process (``isolate=False``, the default): fast, and a debugger or
+Tests run torch single-threaded (:func:`torch_threads`, restored afterwards). Properties run in
+the pytest process (``isolate=False``, the default): fast, and a debugger or
 ``--pdb`` sees the layer. ``isolate=True`` runs each one in a forked child with ``timeout``
 seconds, as the ``grl-props`` CLI does, for layers that may hang or crash the interpreter.
 
@@ -35,13 +36,14 @@ grl-props test, overriding ``max_examples`` given in code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import os
 import random
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +65,7 @@ __all__ = [
     "run_property_test",
     "run_statistical_test",
     "seed_everything",
+    "torch_threads",
 ]
 
 #: Hypothesis profiles registered as ``grl-<name>``: name → settings keyword arguments.
@@ -91,6 +94,25 @@ def derive_seed(nodeid: str, base_seed: int = 0, *, below: int = 2**31) -> int:
     """
     digest = hashlib.blake2b(f"{int(base_seed)}\x00{nodeid}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % below
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Run torch with ``n`` intra-op threads inside the block, restoring the count afterwards.
+
+    grl-props tests run single-threaded: the tensors are tiny, so threads only cost, and on a
+    2-core machine running ``pytest -n auto`` two threaded workers oversubscribe the cores
+    (measured: one training seed of the example model took 42 s with 2 threads under load,
+    2.2 s with 1). It is also how the CLI runs each property, so its replays match.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> None:
@@ -221,7 +243,8 @@ def run_property_test(layer: Any, prop: Property, *, nodeid: str, context: RunCo
     if isolate:
         result = run_battery(under_test, options=options, properties=[prop]).properties[0]
     else:
-        result = run_property(under_test, prop, options)
+        with torch_threads(1):
+            result = run_property(under_test, prop, options)
     if result.status == "skip":
         pytest.skip(f"{prop.name}: {result.detail}")
     if result.status in ("fail", "error"):
@@ -257,7 +280,8 @@ def run_statistical_test(layer: Any, *, nodeid: str, context: RunContext,
                                cli_seed=seed, alpha_arg=alpha_arg, statistical=True,
                                pytest_args=pytest_args)
     try:
-        result = check_label_removal(under_test, seed=seed, progress=progress)
+        with torch_threads(1):
+            result = check_label_removal(under_test, seed=seed, progress=progress)
     except StatisticalError as exc:
         pytest.fail(f"grl-props statistical check could not run: {exc}\n\n"
                     f"{_format_replay(commands)}", pytrace=False)

@@ -70,9 +70,11 @@ def _through_layer(build: Callable[[float], Layer], alpha: float, z: Tensor) -> 
         out = build(alpha)(z)
     except Exception as exc:
         raise LayerError(f"raised {type(exc).__name__}: {exc}") from exc
-    if not isinstance(out, Tensor) or out.shape != z.shape:
-        got = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
-        raise LayerError(f"returned {got} for an input of shape {tuple(z.shape)}")
+    if not isinstance(out, Tensor) or out.shape != z.shape or out.dtype != z.dtype:
+        got = (f"shape {tuple(out.shape)}, dtype {out.dtype}" if isinstance(out, Tensor)
+               else f"a {type(out).__name__}")
+        raise LayerError(f"returned {got} for an input of shape {tuple(z.shape)}, "
+                         f"dtype {z.dtype}")
     return out
 
 

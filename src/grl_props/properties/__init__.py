@@ -7,6 +7,8 @@ A property is one function in one module of this package, registered with :func:
         ...  # raise AssertionError with a precise message when the layer breaks it
 
 ``given`` maps argument names to Hypothesis strategies (omit it for a check run once);
+``examples`` lists explicit draws (dicts of the same names) run first at every seed, so a bug
+confined to one dtype is caught whatever the seed;
 ``requires`` names preconditions (:data:`REQUIREMENTS`) that, when unmet, skip with a reason.
 A check may also raise :class:`Skip`. The order of :data:`FAMILIES` and of registration fixes display order.
 """
@@ -51,6 +53,7 @@ class Property:
     check: Callable[..., None]
     given: Mapping[str, SearchStrategy[Any]] = field(default_factory=dict)
     requires: tuple[str, ...] = ()
+    examples: tuple[Mapping[str, Any], ...] = ()
 
     def skip_reason(self, layer: LayerUnderTest) -> str | None:
         """Why this property does not apply to ``layer``, or ``None``."""
@@ -65,7 +68,8 @@ _REGISTRY: dict[str, Property] = {}
 
 
 def register(tier: Tier, description: str, *, given: Mapping[str, SearchStrategy[Any]] | None = None,
-             requires: tuple[str, ...] = ()) -> Callable[[Callable[..., None]], Callable[..., None]]:
+             requires: tuple[str, ...] = (), examples: tuple[Mapping[str, Any], ...] = ()
+             ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register the decorated check as a property named after the function."""
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
@@ -77,7 +81,8 @@ def register(tier: Tier, description: str, *, given: Mapping[str, SearchStrategy
         name = check.__name__
         if name in _REGISTRY:
             raise ValueError(f"property {name!r} is registered twice")
-        _REGISTRY[name] = Property(name, tier, description, check, dict(given or {}), requires)
+        _REGISTRY[name] = Property(name, tier, description, check, dict(given or {}), requires,
+                                   tuple(examples))
         return check
 
     return decorate

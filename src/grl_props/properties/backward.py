@@ -22,14 +22,32 @@ _ORDINARY_ALPHAS = gs.alphas(max_magnitude=1e4, min_magnitude=1e-4)
     "VJP(v) = -alpha·v (exact when alpha is a power of two, else within the dtype tolerance), "
     "gradient dtype = input dtype",
     given={"case": gs.vjp_cases(alpha=gs.alphas(as_tensor=st.booleans()))},
+    examples=tuple({"case": gs.typical_vjp_case(d, a)}
+                   for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES for a in (0.3, 2.0)),
 )
 def vjp_is_negative_alpha_v(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     alpha = case.alpha.value if layer.any_alpha else layer.default_alpha
     fn = layer.build(alpha, as_tensor=case.alpha.as_tensor)
     v = case.v.tensor
     got = vjp(fn, case.x.tensor, v)
-    assert_values_close(got, expected_vjp(v, alpha), what=f"VJP(v) with alpha={alpha!r}",
-                        exact=exact_product(v, alpha))
+    what = f"VJP(v) with alpha={alpha!r}"
+    try:
+        assert_values_close(got, expected_vjp(v, alpha), what=what, exact=exact_product(v, alpha))
+    except AssertionError:
+        # Alpha held in float32 (pytorch-revgrad, CellCap) is accepted: its rounding can tip a
+        # product near the dtype's maximum into overflow. Anything else fails as first reported.
+        alpha32 = float(torch.tensor(alpha, dtype=torch.float32))
+        if alpha32 == alpha or not _matches(got, expected_vjp(v, alpha32), what, alpha32, v):
+            raise
+
+
+def _matches(got: torch.Tensor, expected: torch.Tensor, what: str, alpha: float,
+             v: torch.Tensor) -> bool:
+    try:
+        assert_values_close(got, expected, what=what, exact=exact_product(v, alpha))
+    except AssertionError:
+        return False
+    return True
 
 
 @register(
@@ -84,6 +102,7 @@ def _upstream(shape: tuple[int, ...], salt: int = 0) -> torch.Tensor:
     "alpha = 0 gives a gradient of exact zeros (not None, not NaN) for finite v",
     given={"case": gs.vjp_cases(alpha=st.just(gs.AlphaCase(0.0)))},
     requires=("any_alpha",),
+    examples=tuple({"case": gs.typical_vjp_case(d, 0.0)} for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES),
 )
 def zero_alpha_gives_zero_gradient(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     got = vjp(layer.build(0.0), case.x.tensor, case.v.tensor)
@@ -105,9 +124,10 @@ def composition(layer: LayerUnderTest, case: gs.VJPCase, second: gs.AlphaCase) -
 
     v = case.v.tensor
     got = vjp(both, case.x.tensor, v)
-    wide = torch.float64
-    expected = (v.to(wide) * (a1 * a2)).to(v.dtype)
-    exact = exact_product(v, a1) and exact_product(v, a2) and exact_product(v, a1 * a2)
+    # The gradient meets the second layer first; each layer rounds (and may overflow) on its own.
+    between = expected_vjp(v, a2)
+    expected = expected_vjp(between, a1)
+    exact = exact_product(v, a2) and exact_product(between, a1)
     assert_values_close(got, expected, what=f"VJP through alpha={a1!r} then alpha={a2!r}", exact=exact)
 
 

@@ -94,9 +94,12 @@ def _compiled_steps(layer: LayerUnderTest, backend: str) -> Callable[[float], Ca
     built = layer.build(_alpha(layer))
     if isinstance(built, BoundFunction):
         compiled_fn = torch.compile(lambda t, a: built.fn(t, a), backend=backend, fullgraph=True)
+        # A schedule passes alpha as a 0-d tensor where the function takes one: a float argument
+        # is specialized per value by Dynamo, a tensor is not.
+        as_tensor = _accepts_tensor_alpha(built)
 
         def with_function(alpha: float) -> Callable[[Tensor], Tensor]:
-            value = torch.tensor(alpha) if isinstance(built.alpha, Tensor) else alpha
+            value = torch.tensor(alpha, dtype=torch.float64) if as_tensor else alpha
             return lambda t: compiled_fn(t, value)
 
         return with_function
@@ -111,6 +114,16 @@ def _compiled_steps(layer: LayerUnderTest, backend: str) -> Callable[[float], Ca
         return compiled  # type: ignore[return-value]
 
     return with_module
+
+
+def _accepts_tensor_alpha(built: BoundFunction) -> bool:
+    """Whether the function computes the right gradient, eagerly, with a 0-d tensor alpha."""
+    try:
+        x = leaf(torch.ones(2, dtype=torch.float64))
+        built.fn(x, torch.tensor(0.5, dtype=torch.float64)).sum().backward()
+        return x.grad is not None and bool((x.grad == -0.5).all())
+    except Exception:
+        return False
 
 
 def _check_compile(layer: LayerUnderTest, backend: str) -> None:

@@ -16,6 +16,8 @@ from grl_props.properties._calls import forward, leaf
     "forward returns the input bit for bit (NaN, ±inf, -0.0, subnormals), same dtype, device, "
     "shape, and requires_grad passed through",
     given={"case": gs.tensor_cases(shape=gs.shapes(allow_empty=False)), "alpha": gs.alphas()},
+    examples=tuple({"case": gs.typical_tensor_case(d), "alpha": gs.AlphaCase(0.3)}
+                   for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES),
 )
 def forward_identity(layer: LayerUnderTest, case: gs.TensorCase, alpha: gs.AlphaCase) -> None:
     fn = layer.build(alpha.value if layer.any_alpha else None)
