@@ -100,15 +100,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _settle_seed(config: pytest.Config) -> None:
     """Fix the base seed: given, shared by the xdist controller, or drawn once (vary)."""
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None and "grl_seed" in worker_input:
+        config.option.grl_seed = worker_input["grl_seed"]  # the controller checked and chose
+        return
     seed, vary = config.getoption("grl_seed"), config.getoption("grl_vary_seed")
     if seed is not None and vary:
         raise pytest.UsageError("--grl-seed and --grl-vary-seed exclude each other; give one")
     if seed is not None and seed < 0:
         raise pytest.UsageError(f"--grl-seed must be 0 or more, got {seed}")
-    worker_input = getattr(config, "workerinput", None)
-    if worker_input is not None and "grl_seed" in worker_input:
-        config.option.grl_seed = worker_input["grl_seed"]
-    elif vary:
+    if vary:
         config.option.grl_seed = random.SystemRandom().randrange(2**31)
 
 

@@ -193,7 +193,9 @@ def no_grad_and_inference_mode(layer: LayerUnderTest, case: gs.TensorCase) -> No
           "channels_last) give the correct VJP",
           given={"case": gs.vjp_cases(dtype=gs.dtypes(complex=False),
                                       alpha=gs.alphas(max_magnitude=1e4)),
-                 "layout": gs.layouts(include=("transposed", "strided", "expanded", "channels_last"))})
+                 "layout": gs.layouts(include=("transposed", "strided", "expanded", "channels_last"))},
+          examples=tuple({"case": gs.typical_vjp_case(torch.float32, 0.5), "layout": layout}
+                         for layout in ("transposed", "strided", "expanded")))
 def noncontiguous_upstream_gradient(layer: LayerUnderTest, case: gs.VJPCase, layout: str) -> None:
     from grl_props.strategies import with_layout
 
