@@ -28,10 +28,10 @@ Nothing happens at import or at class creation beyond building the class: the la
 sentence, and pytest-xdist workers share no state.
 
 Hypothesis profiles (``--grl-profile``): ``grl-ci`` (derandomized, no example database, no
-deadline: no flakiness; 60 examples, the CLI's number), ``grl-dev`` (Hypothesis' defaults with
-the example database, but no deadline: 100 examples), ``grl-thorough`` (1000 examples, no
-deadline). A profile chosen on the command line also sets the examples per property of every
-grl-props test, overriding ``max_examples`` given in code.
+deadline: no flakiness; the CLI's default number of examples, ``RunOptions.max_examples``),
+``grl-dev`` (Hypothesis' defaults with the example database, but no deadline: 100 examples),
+``grl-thorough`` (1000 examples, no deadline). A profile chosen on the command line also sets
+the examples per property of every grl-props test, overriding ``max_examples`` given in code.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ __all__ = [
 
 #: Hypothesis profiles registered as ``grl-<name>``: name → settings keyword arguments.
 PROFILES: dict[str, dict[str, Any]] = {
-    "ci": {"max_examples": 60, "derandomize": True, "database": None, "deadline": None,
-           "print_blob": True},
+    "ci": {"max_examples": RunOptions.max_examples, "derandomize": True, "database": None,
+           "deadline": None, "print_blob": True},
     "dev": {"max_examples": 100, "deadline": None},
     "thorough": {"max_examples": 1000, "deadline": None},
 }
@@ -142,7 +142,8 @@ class RunContext:
         return cls(0 if seed is None else int(seed), config.getoption("grl_profile", default=None))
 
     def max_examples(self, in_code: int | None) -> int:
-        """Examples per property: the profile's when one was chosen, else ``in_code``, else 60."""
+        """Examples per property: the profile's when one was chosen, else ``in_code``, else the
+        CLI's default (``RunOptions.max_examples``)."""
         if self.profile is not None:
             return int(PROFILES[self.profile]["max_examples"])
         return RunOptions.max_examples if in_code is None else in_code
@@ -302,9 +303,10 @@ def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistic
     ``layer``: a spec string (``package.module:Name``, ``path/file.py:Name``) or any object
     :func:`~grl_props.adapters.load_layer` accepts. ``tiers``: property tiers to generate
     methods for (from :data:`~grl_props.properties.TIERS`). ``statistical``: add
-    ``test_label_removed``. ``options``: ``max_examples`` (per property; default 60),
-    ``seed`` (base seed when the command line gives none; default 0), ``alpha_arg``,
-    ``timeout`` (seconds per property when isolated; default 120), ``isolate`` (default False).
+    ``test_label_removed``. ``options``: ``max_examples`` (per property; default
+    ``RunOptions.max_examples``), ``seed`` (base seed when the command line gives none;
+    default 0), ``alpha_arg``, ``timeout`` (seconds per property when isolated; default 120),
+    ``isolate`` (default False).
 
     Raises ``ValueError``/``TypeError`` at once for an unknown tier or option.
     """

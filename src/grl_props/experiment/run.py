@@ -44,7 +44,7 @@ class ExperimentConfig:
 
     simulation: SimulationConfig = field(default_factory=lambda: SimulationConfig(effect_size=5.0))
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1500))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2500))
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     secondary_probe: ProbeConfig | None = field(default_factory=lambda: ProbeConfig(name="mlp"))
     #: torch intra-op threads while training. 1: the matrices are tiny (n=512, width 32), a
