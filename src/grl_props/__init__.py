@@ -1,6 +1,20 @@
-"""grl-props: property-based and statistical tests for gradient reversal layers."""
+"""grl-props: property-based and statistical tests for gradient reversal layers.
 
-from grl_props.reference import GradientReversal, gradient_reversal
+``GradientReversal`` and ``gradient_reversal`` (the reference layer) are loaded on first use, so
+that importing the package (as pytest does for the plugin) does not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["GradientReversal", "gradient_reversal", "__version__"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("GradientReversal", "gradient_reversal"):
+        from grl_props import reference
+
+        return getattr(reference, name)
+    raise AttributeError(f"module 'grl_props' has no attribute {name!r}")

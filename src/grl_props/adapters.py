@@ -105,7 +105,7 @@ class LayerUnderTest:
         """
         alpha = self.default_alpha if alpha is None else float(alpha)
         if self.kind == "module_class":
-            return self.obj(**{self.alpha_arg: alpha})  # type: ignore[misc]
+            return self.obj(**{str(self.alpha_arg): alpha})  # type: ignore[no-any-return]
         if self.kind == "module_instance":
             if alpha != self.fixed_alpha:
                 raise ValueError(f"{self.name} has a fixed alpha {self.fixed_alpha}, not {alpha}")

@@ -13,6 +13,7 @@ Exit codes (stable):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -53,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="tiers that must pass for exit 0 (all tiers always run; default core)")
     check.add_argument("--json", metavar="PATH", help="also write results as JSON to PATH")
     check.add_argument("--max-examples", type=_positive_int, default=RunOptions.max_examples,
-                       metavar="N", help=f"Hypothesis examples per property (default {RunOptions.max_examples})")
+                       metavar="N",
+                       help=f"Hypothesis examples per property (default {RunOptions.max_examples})")
     check.add_argument("--seed", type=_nonnegative_int, default=0, metavar="N",
                        help="seed for Hypothesis and for the statistical seed set (default 0)")
     check.add_argument("--alpha-arg", metavar="NAME", help="constructor argument that holds alpha")
@@ -115,11 +117,9 @@ def _check(args: argparse.Namespace) -> int:
     properties = [] if args.no_properties else all_properties()
 
     reports: list[LayerReport] = []
-    for layer, label in zip(layers, labels):
-        report = run_battery(
-            layer, options=options, properties=properties,
-            on_result=lambda result, done, total, label=label: progress.property_done(label, result, done, total),
-        )
+    for layer, label in zip(layers, labels, strict=True):
+        report = run_battery(layer, options=options, properties=properties,
+                             on_result=functools.partial(progress.property_done, label))
         if not args.no_stats:
             report.statistical = _statistical(layer, label, args.seed, progress, report_dir)
         reports.append(report)

@@ -33,7 +33,7 @@ def render_matrix(reports: Sequence[LayerReport], required: Sequence[str]) -> st
     width_name = max(len(name) for _, name in rows)
     widths = [max(len(n), 6) for n in names]
     header = f"{'tier':8} {'property':{width_name}}  " + "  ".join(
-        f"{n:{w}}" for n, w in zip(names, widths)
+        f"{n:{w}}" for n, w in zip(names, widths, strict=True)
     )
     lines = [header, "-" * len(header)]
     previous_tier = None
@@ -43,7 +43,7 @@ def render_matrix(reports: Sequence[LayerReport], required: Sequence[str]) -> st
         previous_tier = tier
         cells = [_MARK[r.properties[index].status] for r in reports]
         lines.append(f"{tier:8} {name:{width_name}}  " + "  ".join(
-            f"{c:{w}}" for c, w in zip(cells, widths)))
+            f"{c:{w}}" for c, w in zip(cells, widths, strict=True)))
     if previous_tier is not None:
         lines.append(_tier_summary(reports, previous_tier, widths, width_name, required))
     return "\n".join(lines)
@@ -57,7 +57,8 @@ def _tier_summary(reports: Sequence[LayerReport], tier: str, widths: list[int], 
         passed = sum(r.status in ("pass", "skip") for r in results)
         cells.append(f"{passed}/{len(results)}")
     label = f"{tier} ok" + (" (required)" if tier in required else "")
-    return f"{'':8} {label:{width_name}}  " + "  ".join(f"{c:{w}}" for c, w in zip(cells, widths))
+    row = "  ".join(f"{c:{w}}" for c, w in zip(cells, widths, strict=True))
+    return f"{'':8} {label:{width_name}}  " + row
 
 
 def render_details(reports: Sequence[LayerReport]) -> str:
@@ -88,7 +89,8 @@ class Progress:
         self.live = stream.isatty()
 
     def property_done(self, label: str, result: PropertyResult, done: int, total: int) -> None:
-        text = f"[{label}] {done}/{total} {result.tier}/{result.name}: {result.status} ({result.seconds:.1f} s)"
+        text = (f"[{label}] {done}/{total} {result.tier}/{result.name}: {result.status} "
+                f"({result.seconds:.1f} s)")
         self._show(text, final=done == total)
 
     def stage(self, label: str, stage: str, done: int, total: int) -> None:

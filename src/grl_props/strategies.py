@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -143,7 +143,7 @@ def values(dtype: torch.dtype, *, finite: bool = False) -> st.SearchStrategy[flo
     """
     real = dtype.to_real() if dtype.is_complex else dtype
     info = torch.finfo(real)
-    width = {torch.float16: 16, torch.float32: 32}.get(real, 64)
+    width: Literal[16, 32, 64] = 16 if real == torch.float16 else 32 if real == torch.float32 else 64
     ordinary = st.floats(
         min_value=-float(info.max), max_value=float(info.max),
         allow_nan=False, allow_infinity=False, width=width,
@@ -215,10 +215,10 @@ def tensor_cases(draw: Any, *, shape: Any = None, dtype: Any = None, device: Any
     device = _resolve(draw, device, devices())
     layout = _resolve(draw, layout, layouts())
     if dtype.is_floating_point or dtype.is_complex:
-        elements = values(dtype, finite=finite)
-        np_dtype = np.complex128 if dtype.is_complex else np.float64
+        elements: Any = values(dtype, finite=finite)
+        np_dtype: Any = np.complex128 if dtype.is_complex else np.float64
         if dtype.is_complex:
-            elements = st.builds(complex, elements, elements)
+            elements = st.builds(lambda re, im: complex(re, im), elements, elements)
     else:
         elements, np_dtype = st.integers(0, 1 if dtype == torch.bool else 3), np.int64
     array = draw(hnp.arrays(np_dtype, shape, elements=elements))

@@ -79,8 +79,11 @@ def register(tier: Tier, description: str, *, given: Mapping[str, SearchStrategy
 
     def decorate(check: Callable[..., None]) -> Callable[..., None]:
         name = check.__name__
-        if name in _REGISTRY:
-            raise ValueError(f"property {name!r} is registered twice")
+        known = _REGISTRY.get(name)
+        if known is not None and known.check.__module__ != check.__module__:
+            raise ValueError(f"property {name!r} is registered by {known.check.__module__} and "
+                             f"{check.__module__}")
+        # the same module imported again (pytester restores sys.modules) re-registers in place
         _REGISTRY[name] = Property(name, tier, description, check, dict(given or {}), requires,
                                    tuple(examples))
         return check
