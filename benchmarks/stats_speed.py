@@ -1,16 +1,16 @@
 """Batched training (all seeds of an arm as one model) against a per-seed loop of the same math.
 
 Both run in this one process, one after the other, on the same data, seeds and steps, with the
-same ``torch.set_num_threads`` (default: every core of the machine, 2 here). Why the batched
-model wins: the matrices of one seed are tiny (512 cells, width 32, latent 4), so each step of
-one seed is a few dozen small operations plus Adam's per-parameter loop. The loop pays that
-per-operation overhead once per seed, and its small operations cannot use a second core; the
-batched model pays the overhead once per step for all seeds, and its operations (e.g. one
-``baddbmm`` over 9 x 512 x 32) are large enough for intra-op parallelism to use both cores.
-With ``--threads 1`` only the overhead saving remains (measured about 1.5-2x: at this size the
-FLOPs dominate). The two versions must give the same latents (checked: they are bit-identical).
+same ``torch.set_num_threads`` (default 1). The batched model pays the per-operation overhead
+(Python, autograd, dispatch, Adam's per-parameter loop) once per step for all seeds; the loop
+pays it once per seed. At this size (512 cells, width 32, latent 4) FLOPs dominate a step, so
+the saving is modest: measured 1.65x on one thread (2-core machine, other jobs running).
+With 2 threads the figure grows to about 6x, but only because the loop's tiny operations
+slow down badly with a second, contended OpenMP thread (149 ms/step against 7 ms/step on one
+thread) — that is not a fair comparison, so the default is one thread, the fastest setting for
+both versions. The two versions give bit-identical latents (checked).
 
-    python benchmarks/stats_speed.py [--seeds 9] [--steps 2500] [--threads N]
+    python benchmarks/stats_speed.py [--seeds 9] [--steps 2500] [--threads 1]
 
 The last line is ``speedup: X.XX`` (per-seed-loop time / batched time).
 """
@@ -18,7 +18,6 @@ The last line is ``speedup: X.XX`` (per-seed-loop time / batched time).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from dataclasses import replace
 
@@ -34,7 +33,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=None,
                         help="default: the reference experiment's steps")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = ExperimentConfig()
