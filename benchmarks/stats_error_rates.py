@@ -34,9 +34,9 @@ import json
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.stats import binomtest
 
 from grl_props.adapters import load_layer
@@ -44,30 +44,11 @@ from grl_props.experiment import ExperimentConfig, run_experiment, seed_set
 from grl_props.statistical import _builder, check_label_removal
 from grl_props.stats import Contract, label_removal_verdict
 
+# The broken layers are the ones tests/statistical fails; one definition for both.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "statistical"))
+from grl_stats_helpers import detached, no_reversal, zero_gradient  # noqa: E402
 
-def _no_reversal(x: torch.Tensor, alpha: float) -> torch.Tensor:
-    return x.clone()
-
-
-class _ZeroGradient(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, alpha):  # noqa: ANN001
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: ANN001
-        return grad * 0.0, None
-
-
-def _zero_gradient(x: torch.Tensor, alpha: float) -> torch.Tensor:
-    return _ZeroGradient.apply(x, alpha)
-
-
-def _detached(x: torch.Tensor, alpha: float) -> torch.Tensor:
-    return x.detach()
-
-
-BROKEN = {"no_reversal": _no_reversal, "zero_gradient": _zero_gradient, "detached": _detached}
+BROKEN = {"no_reversal": no_reversal, "zero_gradient": zero_gradient, "detached": detached}
 
 
 def _config() -> ExperimentConfig:

@@ -143,9 +143,12 @@ def _statistical(layer: LayerUnderTest, label: str, seed: int, progress: Progres
     data = result.to_json()
     data.setdefault("summary", result.summary())
     if report_dir is not None:
-        from grl_props.report import write_report
+        from grl_props.report import ReportError, write_report
 
-        data["report"] = str(write_report(result, report_dir / _safe(label)))
+        try:
+            data["report"] = str(write_report(result, report_dir / _safe(label)))
+        except ReportError as exc:  # a file of the user's is in the way: never overwrite it
+            raise UsageError(f"--report: {exc}") from None
     return data
 
 

@@ -112,3 +112,12 @@ def test_the_console_entry_point_prints_no_traceback():
     assert completed.returncode == EXIT_USAGE
     assert completed.stderr.startswith("grl-props: error: importing 'no_such_package' failed")
     assert "Traceback" not in completed.stderr
+
+
+def test_report_never_overwrites_a_users_file(tmp_path, capsys):
+    mine = tmp_path / "GradientReversal" / "index.html"
+    mine.parent.mkdir()
+    mine.write_text("my notes\n")
+    code, _, err = run(capsys, "grl_props:GradientReversal", "--no-properties", "--report", str(tmp_path))
+    assert code == EXIT_USAGE and "was not written by grl-props" in err
+    assert mine.read_text() == "my notes\n"
