@@ -17,14 +17,11 @@ Seed set ``k`` holds seeds ``9k .. 9k + 8`` (``seed_set``): disjoint sets carved
 run of independent seeds (every seed draws its own data, init, split and probe), so verdicts of
 different sets are independent.
 
-Example::
+Example (the README's figures; about 17 and 8 minutes on one core each, run side by side)::
 
-    python benchmarks/stats_error_rates.py reference --sets 100 --first-set 0 --control-sets 24 \
-        --verify --out ref0.json
-    python benchmarks/stats_error_rates.py reference --sets 100 --first-set 100 --control-sets 0 \
-        --out ref1.json
+    python benchmarks/stats_error_rates.py reference --sets 200 --verify --out ref.json
     python benchmarks/stats_error_rates.py broken --sets 50 --out broken.json
-    python benchmarks/stats_error_rates.py summarize ref0.json ref1.json broken.json
+    python benchmarks/stats_error_rates.py summarize ref.json broken.json
 """
 
 from __future__ import annotations
@@ -181,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sets", type=int, default=200)
     parser.add_argument("--first-set", type=int, default=0)
     parser.add_argument("--layers", default=",".join(BROKEN))
-    parser.add_argument("--chunk", type=int, default=4, help="seed sets trained as one batch")
+    parser.add_argument("--chunk", type=int, default=10, help="seed sets trained as one batch")
     parser.add_argument("--control-sets", type=int, default=10**9,
                         help="train the control arm only for the first this-many sets (fail "
                              "never depends on it; it measures control leakage and 'invalid')")

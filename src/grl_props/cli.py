@@ -168,9 +168,13 @@ def _print_results(reports: list[LayerReport], required: Sequence[str], *, prope
         for spec, statistical in stats:
             print(f"  {spec}: {statistical.get('summary', statistical.get('verdict'))}")
     print()
-    for report in reports:
-        verdict = "OK" if report.ok(required) else "FAILED"
-        print(f"{report.spec}: {'/'.join(required)} {verdict}")
+    for report in reports:  # one closing line per layer, naming only what ran
+        parts = []
+        if properties_run:
+            parts.append(f"{'/'.join(required)} {'OK' if report.ok(required) else 'FAILED'}")
+        if report.statistical is not None:
+            parts.append(f"label removal {report.statistical.get('verdict')}")
+        print(f"{report.spec}: {'; '.join(parts)}")
 
 
 def _exit_code(reports: list[LayerReport], required: Sequence[str]) -> int:

@@ -153,9 +153,10 @@ class Contract:
     ``tau`` and ``delta`` are in macro-F1 over the random-latent baseline. Defaults come from
     measurements of the reference experiment (docs/statistical.md, 1800 seeds): the reference
     layer's leakage is 0.00 in the median seed (the probe falls back to the majority class, as
-    on random latents; seed-to-seed noise about ±0.01), so ``tau = 0.05``; about 6 % of seeds do
-    not converge and leak more, which ``rho = 0.1`` absorbs. Control and broken layers leak
-    0.43–0.70 (median 0.68), so ``tau + delta = 0.30`` sits well below every one of them.
+    on random latents; seed-to-seed noise about ±0.01), so ``tau = 0.05``; about 2 % of seeds do
+    not converge and leak more (6 % in an earlier design), which ``rho = 0.1`` absorbs. Control
+    and broken layers leak 0.42–0.72 (median 0.70), so ``tau + delta = 0.30`` sits well below
+    every one of them.
     ``n_seeds`` defaults to :func:`min_num_seeds_for_sign_test` (9 for the defaults).
     """
 

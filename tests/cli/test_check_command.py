@@ -99,6 +99,14 @@ def test_json_refuses_to_overwrite_a_file_it_did_not_write(tmp_path, capsys):
     assert target.read_text() == '{"mine": true}\n'
 
 
+def test_closing_line_names_only_what_ran(capsys):
+    code, out, _ = run(capsys, "grl_props:GradientReversal", *FAST)
+    assert out.rstrip().splitlines()[-1] == "grl_props:GradientReversal: core OK"
+    code, out, _ = run(capsys, f"{LAYERS}:Raises", "--no-properties")  # training stops at step 1
+    assert code == EXIT_FAIL
+    assert out.rstrip().splitlines()[-1] == f"{LAYERS}:Raises: label removal error"
+
+
 def test_nothing_to_run_is_a_usage_error(capsys):
     code, _, err = run(capsys, "--no-properties", "--no-stats")
     assert code == EXIT_USAGE and "nothing to run" in err

@@ -42,9 +42,9 @@ _SPLIT_STREAM, _RANDOM_STREAM, _SHUFFLE_STREAM, _PROBE_STREAM = 2, 3, 4, 5
 class ExperimentConfig:
     """Everything that defines the reference experiment; defaults are the measured design."""
 
-    simulation: SimulationConfig = field(default_factory=lambda: SimulationConfig(effect_size=5.0))
+    simulation: SimulationConfig = field(default_factory=lambda: SimulationConfig(effect_size=6.0))
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2500))
+    train: TrainConfig = field(default_factory=TrainConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     secondary_probe: ProbeConfig | None = field(default_factory=lambda: ProbeConfig(name="mlp"))
     #: torch intra-op threads while training. 1: the matrices are tiny (n=512, width 32), a

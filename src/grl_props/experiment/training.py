@@ -2,8 +2,9 @@
 
 Loss per seed: mean squared reconstruction error + cross-entropy of the adversary on the latent
 seen through the layer under test (the reversal arm) or directly (the control arm). Two Adam
-optimisers: encoder/decoder/shift at ``lr``, the adversary at ``adversary_lr`` (about 10x, so the
-adversary keeps up with an encoder that runs away from it). Full batch, fixed step count.
+optimisers: encoder/decoder/shift at ``lr``, the adversary at ``adversary_lr`` (30x, so the
+adversary keeps up with an encoder that runs away from it). Shuffled mini-batches of
+``batch_size`` cells (each seed its own order; ``None``: full batch), fixed step count.
 
 Alpha schedule (DANN): ``alpha(p) = alpha_max * (2 / (1 + exp(-10 p)) - 1)``, ``p = step / steps``.
 The layer is rebuilt with ``build(alpha)`` at every step (building is cheap, and it works for any
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from grl_props.experiment.data import SimulatedData
-from grl_props.experiment.models import ModelConfig, ReferenceModel
+from grl_props.experiment.models import ModelConfig, ReferenceModel, stream_seed
 
 __all__ = ["TrainConfig", "TrainedArm", "LayerError", "alpha_schedule", "train_arm",
            "train_arm_per_seed"]
@@ -37,10 +38,17 @@ class LayerError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation of one arm."""
+    """Optimisation of one arm; the defaults are the reference experiment's measured design.
 
-    steps: int = 400
-    lr: float = 3e-3
+    Mini-batches of 128 at encoder lr 1e-3 settle the adversarial game in more seeds than full
+    batch at lr 3e-3 (docs/statistical.md, "Design history"), and make a step cheap enough for
+    stacking seeds to pay (``benchmarks/stats_speed.py``).
+    """
+
+    steps: int = 2500
+    #: Cells per step and seed; ``None``: every training cell (full batch).
+    batch_size: int | None = 128
+    lr: float = 1e-3
     adversary_lr: float = 3e-2
     alpha_max: float = 1.0
     adversary_weight: float = 1.0
@@ -78,6 +86,32 @@ def _through_layer(build: Callable[[float], Layer], alpha: float, z: Tensor) -> 
     return out
 
 
+# Random stream of one seed (see ``models.stream_seed``) that orders the mini-batches.
+_BATCH_STREAM = 6
+
+
+class _MiniBatches:
+    """Per-seed shuffled mini-batches: every epoch, each seed draws its own permutation.
+
+    Each seed's order comes from its own generator, so seed ``s`` sees the same batches whether
+    it trains alone or stacked with others. An epoch is ``n // batch_size`` steps; the
+    remainder of a permutation is dropped.
+    """
+
+    def __init__(self, seeds: list[int], n: int, batch_size: int) -> None:
+        self.gens = [torch.Generator().manual_seed(stream_seed(s, _BATCH_STREAM)) for s in seeds]
+        self.n, self.size = n, batch_size
+        self.per_epoch = max(n // batch_size, 1)
+        self.order = torch.empty(0)
+
+    def indices(self, step: int) -> Tensor:
+        """(S, batch_size) cell indices of ``step``."""
+        k = step % self.per_epoch
+        if k == 0:
+            self.order = torch.stack([torch.randperm(self.n, generator=g) for g in self.gens])
+        return self.order[:, k * self.size:(k + 1) * self.size]
+
+
 def train_arm(data: SimulatedData, seeds: list[int], *, model_config: ModelConfig,
               train_config: TrainConfig, build: Callable[[float], Layer] | None,
               progress: Progress | None = None) -> TrainedArm:
@@ -86,7 +120,12 @@ def train_arm(data: SimulatedData, seeds: list[int], *, model_config: ModelConfi
     ``data`` tensors carry the seed axis (``simulate_batch``). Raises :class:`LayerError` when the
     layer under test raises (forward or backward) or returns a tensor of the wrong shape.
     """
-    x, y = data.x, data.y
+    x_all, y_all = data.x, data.y
+    n, d = x_all.shape[1], x_all.shape[2]
+    batches = None
+    if train_config.batch_size is not None and train_config.batch_size < n:
+        batches = _MiniBatches(seeds, n, train_config.batch_size)
+    x, y = x_all, y_all
     n_classes = int(max(data.y.max(), data.y_probe.max())) + 1
     model = ReferenceModel(seeds, x.shape[-1], n_classes, model_config)
     opt_main = torch.optim.Adam(model.main_parameters(), lr=train_config.lr)
@@ -94,6 +133,10 @@ def train_arm(data: SimulatedData, seeds: list[int], *, model_config: ModelConfi
     steps = train_config.steps
     records: dict[str, list[Tensor]] = {"reconstruction": [], "adversary": []}
     for step in range(steps):
+        if batches is not None:
+            idx = batches.indices(step)
+            x = torch.gather(x_all, 1, idx.unsqueeze(-1).expand(-1, -1, d))
+            y = torch.gather(y_all, 1, idx)
         z = model.encode(x)
         if build is None:
             z_adv = z
