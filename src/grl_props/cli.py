@@ -114,6 +114,14 @@ def _check(args: argparse.Namespace) -> int:
     options = RunOptions(max_examples=args.max_examples, seed=args.seed, timeout=args.timeout)
     progress = Progress()
     labels = short_names([layer.name for layer in layers])
+    if report_dir is not None:  # refuse before training, not after
+        from grl_props.report import ReportError, check_report_directory
+
+        for label in labels:
+            try:
+                check_report_directory(report_dir / _safe(label))
+            except ReportError as exc:
+                raise UsageError(f"--report: {exc}") from None
     properties = [] if args.no_properties else all_properties()
 
     reports: list[LayerReport] = []

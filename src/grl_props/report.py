@@ -19,7 +19,7 @@ import numpy as np
 
 from grl_props.statistical import StatisticalResult
 
-__all__ = ["ReportError", "write_report", "MARKER"]
+__all__ = ["ReportError", "check_report_directory", "write_report", "MARKER"]
 
 #: First line of every file this module writes; files without it are never overwritten.
 MARKER = "<!-- written by grl-props report -->"
@@ -34,19 +34,26 @@ class ReportError(FileExistsError):
     """The report would overwrite a file that grl-props did not write."""
 
 
-def write_report(result: StatisticalResult, directory: str | Path) -> Path:
-    """Write the report of ``result`` into ``directory``; return the path of ``index.html``.
-
-    Creates the directory if needed. Raises :class:`ReportError` if any of the files it writes
-    (``index.html`` and four ``.svg``) exists without the grl-props marker.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+def check_report_directory(directory: str | Path) -> None:
+    """Raise :class:`ReportError` if writing a report into ``directory`` would overwrite a file
+    that grl-props did not write (one of ``index.html`` and the four ``.svg`` without the
+    grl-props marker). Touches nothing; callers use it to refuse before a long run."""
     for name in _FILES:
-        path = directory / name
+        path = Path(directory) / name
         if path.exists() and not path.read_text(errors="replace").startswith(MARKER):
             raise ReportError(f"{path} exists and was not written by grl-props; "
                               f"choose another directory or remove it")
+
+
+def write_report(result: StatisticalResult, directory: str | Path) -> Path:
+    """Write the report of ``result`` into ``directory``; return the path of ``index.html``.
+
+    Creates the directory if needed. Raises :class:`ReportError` (and writes nothing) if any of
+    the files it writes exists without the grl-props marker (:func:`check_report_directory`).
+    """
+    directory = Path(directory)
+    check_report_directory(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     svgs = {
         "latents.svg": _latents_svg(result),
         "probe_f1.svg": _probe_f1_svg(result),

@@ -122,10 +122,15 @@ def test_the_console_entry_point_prints_no_traceback():
     assert "Traceback" not in completed.stderr
 
 
-def test_report_never_overwrites_a_users_file(tmp_path, capsys):
+def test_report_never_overwrites_a_users_file(tmp_path, capsys, monkeypatch):
     mine = tmp_path / "GradientReversal" / "index.html"
     mine.parent.mkdir()
     mine.write_text("my notes\n")
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("trained before refusing the --report directory")
+
+    monkeypatch.setattr("grl_props.statistical.check_label_removal", must_not_train)
     code, _, err = run(capsys, "grl_props:GradientReversal", "--no-properties", "--report", str(tmp_path))
     assert code == EXIT_USAGE and "was not written by grl-props" in err
     assert mine.read_text() == "my notes\n"
