@@ -37,7 +37,10 @@ class ReportError(FileExistsError):
 def check_report_directory(directory: str | Path) -> None:
     """Raise :class:`ReportError` if writing a report into ``directory`` would overwrite a file
     that grl-props did not write (one of ``index.html`` and the four ``.svg`` without the
-    grl-props marker). Touches nothing; callers use it to refuse before a long run."""
+    grl-props marker), or if ``directory`` exists and is not a directory. Touches nothing;
+    callers use it to refuse before a long run."""
+    if Path(directory).exists() and not Path(directory).is_dir():
+        raise ReportError(f"{directory} exists and is not a directory; choose another path")
     for name in _FILES:
         path = Path(directory) / name
         if path.exists() and not path.read_text(errors="replace").startswith(MARKER):

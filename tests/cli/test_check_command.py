@@ -134,3 +134,9 @@ def test_report_never_overwrites_a_users_file(tmp_path, capsys, monkeypatch):
     code, _, err = run(capsys, "grl_props:GradientReversal", "--no-properties", "--report", str(tmp_path))
     assert code == EXIT_USAGE and "was not written by grl-props" in err
     assert mine.read_text() == "my notes\n"
+    in_the_way = tmp_path / "other"
+    (in_the_way / "GradientReversal").parent.mkdir()
+    (in_the_way / "GradientReversal").write_text("a file where the report folder would go\n")
+    code, _, err = run(capsys, "grl_props:GradientReversal", "--no-properties", "--report", str(in_the_way))
+    assert code == EXIT_USAGE and "is not a directory" in err
+    assert (in_the_way / "GradientReversal").read_text().startswith("a file where")

@@ -125,9 +125,9 @@ def train_arm(data: SimulatedData, seeds: list[int], *, model_config: ModelConfi
     batches = None
     if train_config.batch_size is not None and train_config.batch_size < n:
         batches = _MiniBatches(seeds, n, train_config.batch_size)
-    x, y = x_all, y_all
+    x, y = x_all, y_all  # full batch, unless mini-batches replace them at every step
     n_classes = int(max(data.y.max(), data.y_probe.max())) + 1
-    model = ReferenceModel(seeds, x.shape[-1], n_classes, model_config)
+    model = ReferenceModel(seeds, d, n_classes, model_config)
     opt_main = torch.optim.Adam(model.main_parameters(), lr=train_config.lr)
     opt_adv = torch.optim.Adam(model.adversary.parameters(), lr=train_config.adversary_lr)
     steps = train_config.steps
