@@ -40,3 +40,8 @@ def test_mini_batches_are_a_fresh_permutation_per_seed_and_epoch():
     assert not torch.equal(first_epoch[0], first_epoch[1])   # seeds draw their own order
     assert not torch.equal(first_epoch, second_epoch)        # reshuffled every epoch
 
+
+@pytest.mark.parametrize("bad", [dict(batch_size=0), dict(batch_size=-4), dict(steps=0)])
+def test_a_config_that_cannot_train_is_refused_in_one_sentence(bad):
+    with pytest.raises(ValueError, match=r"must be >= 1"):
+        TrainConfig(**bad)

@@ -54,6 +54,12 @@ class TrainConfig:
     adversary_weight: float = 1.0
     record_every: int = 10
 
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None (full batch), got {self.batch_size}")
+
 
 @dataclass(frozen=True)
 class TrainedArm:
