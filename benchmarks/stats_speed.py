@@ -3,14 +3,16 @@
 Both run in this one process, one after the other, on the same data, seeds and steps, with the
 same ``torch.set_num_threads`` (default 1), after an untimed warm-up of each. The batched model
 pays the per-operation overhead (Python, autograd, dispatch, Adam's per-parameter loop) once
-per step for all seeds; the loop pays it once per seed. With the reference design's
-mini-batches (128 cells per step) that overhead dominates a step, so stacking pays: measured
-5.6x for 9 seeds on one thread. With full batches (``--batch-size 512``) FLOPs dominate and the
-saving shrinks (about 2.7x). Threads: one is the fastest setting for both versions; a second,
-contended OpenMP thread slows the loop's tiny operations many-fold, which would inflate the
-figure unfairly. The two versions give identical latents (printed).
+per step for all seeds; the loop pays it once per seed. The layer under test is called once per
+seed and step in both (each seed has its own instance), which the stack cannot share. With the
+linear family's mini-batches (128 cells per step) per-operation overhead dominates a step, so
+stacking pays most; with full batches (``--batch-size 512``, or ``--adversary mlp``) FLOPs
+weigh more and the saving shrinks. Threads: one is the fastest setting for both versions; a
+second, contended OpenMP thread slows the loop's tiny operations many-fold, which would inflate
+the figure unfairly. The two versions give identical latents (printed).
 
-    python benchmarks/stats_speed.py [--seeds 9] [--steps 2500] [--batch-size 128] [--threads 1]
+    python benchmarks/stats_speed.py [--adversary linear|mlp] [--seeds 9] [--steps 2500]
+                                     [--batch-size 128] [--threads 1]
 
 The last line is ``speedup: X.XX`` (per-seed-loop time / batched time).
 """
@@ -23,9 +25,10 @@ from dataclasses import replace
 
 import torch
 
-from grl_props import gradient_reversal
+from grl_props.adapters import load_layer
 from grl_props.experiment import ExperimentConfig, seed_set, simulate_batch, train_arm
 from grl_props.experiment.training import train_arm_per_seed
+from grl_props.label_removal import seed_layers
 
 
 def main() -> None:
@@ -36,20 +39,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=None,
                         help="default: the reference experiment's batch size")
+    parser.add_argument("--adversary", choices=("linear", "mlp"), default="linear")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = ExperimentConfig()
-    args.steps = args.steps or config.train.steps
-    train = replace(config.train, steps=args.steps,
-                    batch_size=args.batch_size or config.train.batch_size)
+    config = ExperimentConfig(adversary=args.adversary)
+    args.steps = args.steps or config.training.steps
+    train = replace(config.training, steps=args.steps,
+                    batch_size=args.batch_size or config.training.batch_size)
     seeds = seed_set(0, args.seeds)
     data = simulate_batch(config.simulation, seeds)
 
-    def build(alpha: float):
-        return lambda z: gradient_reversal(z, alpha)
-
-    kwargs = dict(model_config=config.model, train_config=train, build=build)
-    print(f"{args.seeds} seeds, {args.steps} steps of {train.batch_size or 'all'} of "
+    layer, _ = seed_layers(load_layer("grl_props:GradientReversal"))
+    kwargs = dict(model_config=config.model, train_config=train, layer=layer,
+                  adversary=config.adversary)
+    print(f"{args.adversary} family, {args.seeds} seeds, {args.steps} steps of "
+          f"{train.batch_size or 'all'} of "
           f"{config.simulation.n_cells} cells, "
           f"hidden={config.model.hidden_dim}, latent={config.model.latent_dim}, "
           f"threads={torch.get_num_threads()}")

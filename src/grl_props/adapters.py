@@ -16,6 +16,13 @@ Accepted kinds of ``Name``:
   1.0), and properties that need other alphas are skipped with that reason.
 
 Anything else raises :class:`SpecError` with one sentence saying what was expected and found.
+
+*Claims.* Some properties (``torchscript``, ``torch_export``) check a support that not every
+layer offers; they run only where the layer claims it, explicitly, in one of three ways: an
+attribute ``__grl_props_claims__ = ("torchscript",)`` on the class, function or Function
+(:data:`CLAIMS_ATTRIBUTE`); ``load_layer(..., claims=...)`` (the CLI's ``--claim``, the plugin's
+``--grl-claim``, ``conformance_suite(claims=...)``); or :data:`DOCUMENTED_CLAIMS`, for
+third-party layers whose own documentation claims the support. Docstrings are never read.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import importlib.util
 import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,7 +42,10 @@ from torch import Tensor, nn
 
 __all__ = [
     "ALPHA_ARGUMENT_NAMES",
+    "CLAIMS",
+    "CLAIMS_ATTRIBUTE",
     "DEFAULT_SPECS",
+    "DOCUMENTED_CLAIMS",
     "LayerUnderTest",
     "SpecError",
     "default_layers",
@@ -62,6 +72,19 @@ DEFAULT_SPECS = (
     "gradient_reversal:GradientReversalLayer",
 )
 
+#: Supports a layer may claim; a property that checks one runs only where it is claimed.
+CLAIMS = ("torchscript", "torch_export")
+
+#: The attribute a layer sets to claim supports, e.g. ``__grl_props_claims__ = ("torchscript",)``.
+CLAIMS_ATTRIBUTE = "__grl_props_claims__"
+
+#: Claims of third-party layers, made in their own documentation: ``module:qualname`` → claims.
+DOCUMENTED_CLAIMS: dict[str, tuple[str, ...]] = {
+    # torch-gradient-reversal 1.0.0, module docstring of gradient_reversal.gradient_reversal:
+    # "full compatibility with: torch.compile() and TorchScript, CUDA graphs and torch.jit.script"
+    "gradient_reversal.gradient_reversal:GradientReversalLayer": ("torchscript",),
+}
+
 Kind = Literal["module_class", "function", "autograd_function", "module_instance"]
 
 
@@ -75,7 +98,9 @@ class LayerUnderTest:
 
     ``build(alpha)`` returns a fresh callable ``layer(x)``: a new module for module classes, a new
     bound function for functions and Functions, a deep copy for instances. ``fixed_alpha`` is set
-    when only one alpha can be built; ``obj`` is what the spec named.
+    when only one alpha can be built; ``obj`` is what the spec named; ``spec`` is the spec string
+    when the layer was loaded from one (so another process can load it again); ``claims`` are the
+    supports it claims (:data:`CLAIMS`).
     """
 
     name: str
@@ -84,6 +109,8 @@ class LayerUnderTest:
     fixed_alpha: float | None = None
     alpha_arg: str | None = None
     note: str = ""
+    spec: str | None = None
+    claims: frozenset[str] = frozenset()
     _alpha_as_tensor: bool | None = field(default=None, repr=False)
 
     @property
@@ -193,20 +220,46 @@ def _find_alpha_attribute(layer: Any) -> tuple[str, Any]:
 # Loading specs
 
 
-def load_layer(spec: str | Any, *, alpha_arg: str | None = None) -> LayerUnderTest:
+def load_layer(spec: str | Any, *, alpha_arg: str | None = None,
+               claims: Sequence[str] = ()) -> LayerUnderTest:
     """Resolve ``spec`` (a string, or the object itself) into a :class:`LayerUnderTest`.
 
-    Raises :class:`SpecError` with one sentence when the spec does not import or names an object
-    of the wrong kind. Nothing of the user's is called except a no-argument constructor of a module
-    class that names no alpha argument.
+    ``claims`` adds to what the layer claims itself (:data:`CLAIMS_ATTRIBUTE`,
+    :data:`DOCUMENTED_CLAIMS`). Raises :class:`SpecError` with one sentence when the spec does not
+    import, names an object of the wrong kind, or a claim is unknown. Nothing of the user's is
+    called except a no-argument constructor of a module class that names no alpha argument.
     """
+    given = _check_claims(claims, "claims")
     if isinstance(spec, str):
         obj = _import_spec(spec)
         name = spec
     else:
         obj = spec
         name = getattr(spec, "__qualname__", None) or type(spec).__qualname__
-    return _classify(name, obj, alpha_arg)
+    layer = _classify(name, obj, alpha_arg)
+    layer.spec = spec if isinstance(spec, str) else None
+    layer.claims = given | _declared_claims(name, obj)
+    return layer
+
+
+def _check_claims(claims: Any, where: str) -> frozenset[str]:
+    if isinstance(claims, str) or not isinstance(claims, (list, tuple, set, frozenset)):
+        raise SpecError(f"{where} must be a tuple of claim names among {', '.join(CLAIMS)}, "
+                        f"got {claims!r}")
+    unknown = sorted(str(c) for c in claims if c not in CLAIMS)
+    if unknown:
+        raise SpecError(f"{where} names unknown claims {unknown}; known: {', '.join(CLAIMS)}")
+    return frozenset(claims)
+
+
+def _declared_claims(name: str, obj: Any) -> frozenset[str]:
+    """What ``obj`` claims by its attribute or by :data:`DOCUMENTED_CLAIMS` (never by docstring)."""
+    found: frozenset[str] = frozenset()
+    if hasattr(obj, CLAIMS_ATTRIBUTE):
+        found = _check_claims(getattr(obj, CLAIMS_ATTRIBUTE), f"{name}.{CLAIMS_ATTRIBUTE}")
+    owner = obj if isinstance(obj, type) or inspect.isfunction(obj) else type(obj)
+    key = f"{getattr(owner, '__module__', '')}:{getattr(owner, '__qualname__', '')}"
+    return found | frozenset(DOCUMENTED_CLAIMS.get(key, ()))
 
 
 def default_layers() -> list[LayerUnderTest]:

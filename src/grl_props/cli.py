@@ -13,9 +13,13 @@ Exit codes (stable):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import math
 import os
+import shlex
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -23,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from grl_props import __version__
-from grl_props.adapters import LayerUnderTest, SpecError, default_layers, load_layer
-from grl_props.matrix import Progress, render_details, render_matrix, short_names
+from grl_props.adapters import CLAIMS, LayerUnderTest, SpecError, default_layers, load_layer
+from grl_props.families import ADVERSARY_FAMILIES, DEFAULT_ADVERSARY
+from grl_props.matrix import Progress, render_details, render_matrix, render_warnings, short_names
 from grl_props.properties import TIERS, all_properties
 from grl_props.runner import LayerReport, RunOptions, run_battery
 
@@ -59,26 +64,39 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=_nonnegative_int, default=0, metavar="N",
                        help="seed for Hypothesis and for the statistical seed set (default 0)")
     check.add_argument("--alpha-arg", metavar="NAME", help="constructor argument that holds alpha")
-    check.add_argument("--timeout", type=float, default=RunOptions.timeout, metavar="S",
-                       help=f"time limit per property in seconds (default {RunOptions.timeout:g})")
+    check.add_argument("--claim", action="append", default=[], choices=CLAIMS, dest="claims",
+                       help="check a support the layers claim (repeatable); without it "
+                            "torchscript/torch_export run only for layers that claim them "
+                            "with __grl_props_claims__")
+    check.add_argument("--timeout", default=str(RunOptions.timeout), metavar="S",
+                       help=f"time limit per property in seconds, above 0 (default {RunOptions.timeout:g})")
     check.add_argument("--no-properties", action="store_true", help="skip the property battery")
     check.add_argument("--no-stats", action="store_true", help="skip the statistical verdict")
+    check.add_argument("--adversary", choices=ADVERSARY_FAMILIES, default=DEFAULT_ADVERSARY,
+                       help="adversary family of the statistical verdict; its probe family is "
+                            f"judged (linear: logistic regression, mlp: MLP; default "
+                            f"{DEFAULT_ADVERSARY})")
     check.add_argument("--report", metavar="DIR", help="write an HTML report of the statistical verdict")
     return parser
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+def _whole_number(text: str, least: int, words: str) -> int:
+    """``text`` as an int of at least ``least``, or one sentence (argparse prefixes the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < least:
+        raise argparse.ArgumentTypeError(f"must be a whole number {words}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1, "of at least 1")
 
 
 def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return _whole_number(text, 0, "of 0 or more")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,57 +125,147 @@ def _check(args: argparse.Namespace) -> int:
     report_dir = _report_target(args.report) if args.report else None
     if args.report and args.no_stats:
         raise UsageError("--report draws the statistical verdict, which --no-stats turns off")
-    layers = [load_layer(spec, alpha_arg=args.alpha_arg) for spec in args.specs]
+    timeout = _timeout(args.timeout)
+    layers = [load_layer(spec, alpha_arg=args.alpha_arg, claims=args.claims) for spec in args.specs]
     if not layers:
         layers = default_layers()
+        for layer in layers:
+            layer.claims |= frozenset(args.claims)
     required = TIERS if args.tier == "all" else (args.tier,)
-    options = RunOptions(max_examples=args.max_examples, seed=args.seed, timeout=args.timeout)
+    options = RunOptions(max_examples=args.max_examples, seed=args.seed, timeout=timeout)
     progress = Progress()
     labels = short_names([layer.name for layer in layers])
+    folders = _report_folders(labels)
     if report_dir is not None:  # refuse before training, not after
         from grl_props.report import ReportError, check_report_directory
+        from grl_props.report_index import check_index
 
-        for label in labels:
+        for folder in folders:
             try:
-                check_report_directory(report_dir / _safe(label))
+                check_report_directory(report_dir / folder)
             except ReportError as exc:
                 raise UsageError(f"--report: {exc}") from None
+        try:
+            check_index(report_dir)
+        except ReportError as exc:
+            raise UsageError(f"--report: {exc}") from None
     properties = [] if args.no_properties else all_properties()
 
     reports: list[LayerReport] = []
-    for layer, label in zip(layers, labels, strict=True):
+    for layer, label, folder in zip(layers, labels, folders, strict=True):
         report = run_battery(layer, options=options, properties=properties,
                              on_result=functools.partial(progress.property_done, label))
         if not args.no_stats:
-            report.statistical = _statistical(layer, label, args.seed, progress, report_dir)
+            report.statistical = _statistical(layer, label, args.seed, args.adversary, progress,
+                                              None if report_dir is None else report_dir / folder)
         reports.append(report)
 
     _print_results(reports, required, properties_run=bool(properties))
+    for layer, report in zip(layers, reports, strict=True):
+        replay = _replay(layer, report, args, required)
+        if replay:
+            print(f"replay: {replay}")
+    if report_dir is not None:
+        _print_reports(report_dir, reports, required)
     if json_path is not None:
         _write_json(json_path, reports, required)
     return _exit_code(reports, required)
 
 
-def _statistical(layer: LayerUnderTest, label: str, seed: int, progress: Progress,
-                 report_dir: Path | None) -> dict[str, Any]:
-    from grl_props.statistical import StatisticalError, check_label_removal
+def _replay(layer: LayerUnderTest, report: LayerReport, args: argparse.Namespace,
+            required: Sequence[str]) -> str:
+    """The command that replays what failed for ``layer`` (same seed, examples and options), or
+    ``""`` when nothing failed or the layer has no spec a new process can load."""
+    properties_failed = bool(report.properties) and not report.ok(required)
+    verdict = None if report.statistical is None else report.statistical.get("verdict")
+    verdict_failed = verdict not in (None, "pass")
+    if not (properties_failed or verdict_failed) or layer.spec is None:
+        return ""
+    words = ["grl-props", "check", layer.spec, "--seed", str(args.seed)]
+    if properties_failed:
+        words += ["--max-examples", str(args.max_examples)]
+        if args.tier != "core":
+            words += ["--tier", args.tier]
+        if _timeout(args.timeout) != RunOptions.timeout:
+            words += ["--timeout", args.timeout]
+    words += ["--no-stats"] if not verdict_failed else []
+    words += ["--no-properties"] if not properties_failed else []
+    if verdict_failed:
+        words += ["--adversary", args.adversary]
+    if args.alpha_arg:
+        words += ["--alpha-arg", args.alpha_arg]
+    for claim in sorted(set(args.claims)):
+        words += ["--claim", claim]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _print_reports(report_dir: Path, reports: list[LayerReport], required: Sequence[str]) -> None:
+    """Print the path of every report written, then write and print the index over all layers."""
+    from grl_props.report import ReportError
+    from grl_props.report_index import write_index
+
+    for report in reports:
+        written = None if report.statistical is None else report.statistical.get("report")
+        if written:
+            print(f"report: {written}")
+    try:
+        print(f"report index: {write_index(report_dir, reports, required)}")
+    except ReportError as exc:  # a file of the user's appeared meanwhile: never overwrite it
+        raise UsageError(f"--report: {exc}") from None
+
+
+def _statistical(layer: LayerUnderTest, label: str, seed: int, adversary: str, progress: Progress,
+                 report_folder: Path | None) -> dict[str, Any]:
+    from grl_props.label_removal import StatisticalError, check_label_removal
 
     try:
         result = check_label_removal(
-            layer, seed=seed, progress=lambda stage, done, total: progress.stage(label, stage, done, total),
-        )
+            layer, seed=seed, adversary=adversary, background_control=_cores() >= 2,
+            progress=lambda stage, done, total: progress.stage(label, stage, done, total))
     except StatisticalError as exc:
         return {"verdict": "error", "summary": str(exc)}
     data = result.to_json()
     data.setdefault("summary", result.summary())
-    if report_dir is not None:
+    if report_folder is not None:
         from grl_props.report import ReportError, write_report
 
         try:
-            data["report"] = str(write_report(result, report_dir / _safe(label)))
+            data["report"] = str(write_report(result, report_folder))
         except ReportError as exc:  # a file of the user's is in the way: never overwrite it
             raise UsageError(f"--report: {exc}") from None
     return data
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"--timeout must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+def _cores() -> int:
+    """CPU cores this process may use (the control arm trains beside the reversal arm on two)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _report_folders(labels: Sequence[str]) -> list[str]:
+    """One folder name per layer: the label made file-safe, made unique (``-2``, ``-3``, ...)
+    where two labels become the same name."""
+    folders: list[str] = []
+    for label in labels:
+        base = name = _safe(label)
+        number = 1
+        while name in folders:
+            number += 1
+            name = f"{base}-{number}"
+        folders.append(name)
+    return folders
 
 
 def _safe(label: str) -> str:
@@ -170,11 +278,18 @@ def _print_results(reports: list[LayerReport], required: Sequence[str], *, prope
         details = render_details(reports)
         if details:
             print("\n" + details)
+        warnings = render_warnings(reports)  # collected in the children, shown once here
+        if warnings:
+            print("\n" + warnings)
     stats = [(r.spec, r.statistical) for r in reports if r.statistical is not None]
     if stats:
-        print("\nstatistical verdict:")
+        print("\nstatistical verdict (the full line of each layer is in --json and --report):")
         for spec, statistical in stats:
-            print(f"  {spec}: {statistical.get('summary', statistical.get('verdict'))}")
+            line = statistical.get("short_summary") or statistical.get("summary")
+            print(f"  {spec}: {line or statistical.get('verdict')}")
+        contracts = sorted({s["contract_text"] for _, s in stats if "contract_text" in s})
+        for text in contracts:  # once per run, not once per layer
+            print(f"  {text}")
     print()
     for report in reports:  # one closing line per layer, naming only what ran
         parts = []
@@ -206,10 +321,21 @@ def _json_target(path_text: str) -> Path:
         raise UsageError(f"--json {path_text!r} is a directory; give a file path")
     if not path.parent.exists():
         raise UsageError(f"--json {path_text!r}: the directory {str(path.parent)!r} does not exist")
-    if path.exists() and not _written_by_us(path):
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--json {path_text!r}: the directory {str(path.parent)!r} is not "
+                         "writable")
+    if path.exists() and not (_empty_file(path) or _written_by_us(path)):
         raise UsageError(f"--json {path_text!r} exists and was not written by grl-props; "
                          "refusing to overwrite it")
     return path
+
+
+def _empty_file(path: Path) -> bool:
+    """An existing empty regular file (``mktemp``'s): nothing of the user's to lose."""
+    try:
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _written_by_us(path: Path) -> bool:
@@ -234,10 +360,26 @@ def _write_json(path: Path, reports: list[LayerReport], required: Sequence[str])
         "results": [r.to_json(required) for r in reports],
     }
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".grl-props-", suffix=".json")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=2)
-        stream.write("\n")
-    os.replace(temporary, path)  # atomic: a reader never sees half a file
+    try:
+        with os.fdopen(handle, "w") as stream:
+            if hasattr(os, "fchmod"):  # mkstemp makes it 0600: keep the old file's mode,
+                os.fchmod(stream.fileno(), _mode_for(path))  # else the one open() would give
+            json.dump(payload, stream, indent=2)
+            stream.write("\n")
+        os.replace(temporary, path)  # atomic: a reader never sees half a file
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)  # never leave the temporary file behind
+        raise
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mask = os.umask(0)  # the only way to read the umask is to set it; restored at once
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 if __name__ == "__main__":  # pragma: no cover

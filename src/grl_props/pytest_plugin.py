@@ -14,9 +14,16 @@ Options
 ``--grl-seed N`` / ``--grl-vary-seed``
     Base seed of every grl-props test (default 0), or a fresh one drawn for this run and
     printed in the header; either way each test's seed is derived from its node id and the base.
+``--grl-claim torchscript|torch_export`` (repeatable)
+    Check these supports on the ``--grl-impl`` layers (the compat properties ``torchscript`` and
+    ``torch_export`` run only where a layer claims them).
+``--grl-adversary linear|mlp``
+    Adversary family of every label-removal verdict (default: the test's own, else
+    ``families.DEFAULT_ADVERSARY``); its probe family is judged.
 ``--grl-profile ci|dev|thorough``
-    Load the Hypothesis profile ``grl-<name>`` (see :mod:`grl_props.testing`); it also sets the
-    examples per property of every grl-props test.
+    The examples per property of every grl-props test: 100, 100, 1000 (see
+    :mod:`grl_props.testing`). It changes grl-props tests only: the plugin loads no Hypothesis
+    profile, so the project's own Hypothesis tests keep their settings.
 
 Markers: ``grl_property`` (one property on one layer) and ``grl_statistical`` (the label-removal
 verdict), so ``-m "not grl_statistical"`` leaves out the slow training runs.
@@ -41,6 +48,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from grl_props.families import ADVERSARY_FAMILIES, DEFAULT_ADVERSARY  # names only, no torch
+
 if TYPE_CHECKING:
     from grl_props.adapters import LayerUnderTest
     from grl_props.properties import Property
@@ -50,6 +59,7 @@ if TYPE_CHECKING:
 # grl-props options (tests/faces checks they equal properties.TIERS and testing.PROFILES).
 TIER_CHOICES = ("core", "compat", "hygiene")
 PROFILE_CHOICES = ("ci", "dev", "thorough")
+CLAIM_CHOICES = ("torchscript", "torch_export")
 
 _LAYERS = pytest.StashKey["list[tuple[str, LayerUnderTest]]"]()
 
@@ -75,10 +85,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "seed from this and its node id")
     group.addoption("--grl-vary-seed", action="store_true", default=False, dest="grl_vary_seed",
                     help="draw a fresh base seed for this run (printed in the header)")
+    group.addoption("--grl-claim", action="append", default=[], dest="grl_claim",
+                    choices=CLAIM_CHOICES,
+                    help="check this support on --grl-impl layers (repeatable)")
+    group.addoption("--grl-adversary", choices=ADVERSARY_FAMILIES, default=None,
+                    dest="grl_adversary",
+                    help="adversary family of every grl-props label-removal verdict: linear "
+                         "(judged by logistic-regression probes) or mlp (judged by MLP probes); "
+                         f"default: the test's own, else {DEFAULT_ADVERSARY}")
     group.addoption("--grl-profile", choices=PROFILE_CHOICES, default=None, dest="grl_profile",
-                    help="load the Hypothesis profile grl-<name>: ci (derandomized, no "
-                         "database, no deadline), dev (defaults, no deadline), thorough "
-                         "(1000 examples); also sets grl-props examples per property")
+                    help="examples per property of grl-props tests: ci 100, dev 100, thorough "
+                         "1000 (grl-props tests only: no Hypothesis profile is loaded)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,14 +104,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "grl_statistical: grl-props label-removal verdict (trains models; slow)")
     _settle_seed(config)
-    profile = config.getoption("grl_profile")
-    if profile is not None:
-        from hypothesis import settings
-
-        from grl_props.testing import register_profiles
-
-        register_profiles()
-        settings.load_profile(f"grl-{profile}")
+    # --grl-profile is read by each grl-props test (testing.RunContext); loading a Hypothesis
+    # profile here would change every Hypothesis test of the session, the project's own included.
     config.stash[_LAYERS] = [(spec, _load(spec, config)) for spec in config.getoption("grl_impl")]
 
 
@@ -125,7 +136,8 @@ def _load(spec: str, config: pytest.Config) -> LayerUnderTest:
     from grl_props.adapters import SpecError, load_layer
 
     try:
-        return load_layer(spec, alpha_arg=config.getoption("grl_alpha_arg"))
+        return load_layer(spec, alpha_arg=config.getoption("grl_alpha_arg"),
+                          claims=tuple(config.getoption("grl_claim")))
     except SpecError as exc:
         raise pytest.UsageError(f"--grl-impl {spec!r}: {exc}") from None
 
@@ -136,7 +148,13 @@ def pytest_report_header(config: pytest.Config) -> str:
     how = "drawn by --grl-vary-seed" if config.getoption("grl_vary_seed") else "--grl-seed"
     line = f"grl-props: base seed {seed} ({how}; replay with --grl-seed {seed})"
     if profile is not None:
-        line += f", hypothesis profile grl-{profile}"
+        from grl_props.testing import PROFILES
+
+        line += (f", profile {profile} ({PROFILES[profile]['max_examples']} examples per "
+                 "property, grl-props tests only)")
+    adversary = config.getoption("grl_adversary")
+    if adversary is not None:
+        line += f", adversary family {adversary}"
     specs = [spec for spec, _ in config.stash.get(_LAYERS, [])]
     if specs:
         line += f", layers: {', '.join(specs)}"
@@ -189,6 +207,8 @@ class _GrlItem(pytest.Item):
         alpha_arg = self.config.getoption("grl_alpha_arg")
         if alpha_arg:
             args += ["--grl-alpha-arg", alpha_arg]
+        for claim in self.config.getoption("grl_claim"):
+            args += ["--grl-claim", claim]
         return args
 
     def reportinfo(self) -> tuple[Any, int | None, str]:

@@ -1,8 +1,9 @@
 """HTML report of a label-removal verdict, with hand-written inline-able SVG plots.
 
 :func:`write_report` writes ``index.html`` and four SVG files into a directory: a PCA scatter of
-the probe latents (reversal, control, random) coloured by label, probe macro-F1 per arm across
-seeds, per-seed leakage against the ``tau`` and ``tau + delta`` bands, and training curves. No
+the probe latents (reversal, control) coloured by label, the judged probe's usable information
+per arm and its permutation null across seeds, per-seed leakage against the ``tau`` and
+``tau + delta`` bands, and training curves (the adversary's against the label entropy). No
 plotting library is needed. Every file it writes starts with a marker comment; a file of the same
 name without the marker is never overwritten (``ReportError``), and nothing else in the
 directory is touched.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grl_props.statistical import StatisticalResult
+from grl_props.label_removal import StatisticalResult
 
 __all__ = ["ReportError", "check_report_directory", "write_report", "MARKER"]
 
@@ -25,9 +26,9 @@ __all__ = ["ReportError", "check_report_directory", "write_report", "MARKER"]
 MARKER = "<!-- written by grl-props report -->"
 
 _CLASS_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
-_ARM_COLOURS = {"reversal": "#4c72b0", "control": "#c44e52", "random": "#7f7f7f",
-                "shuffled": "#bcbd22"}
-_FILES = ("index.html", "latents.svg", "probe_f1.svg", "leakage.svg", "training.svg")
+_ARM_COLOURS = {"reversal": "#4c72b0", "control": "#c44e52", "shuffled reversal": "#7f7f7f",
+                "shuffled control": "#bcbd22"}
+_FILES = ("index.html", "latents.svg", "probe_bits.svg", "leakage.svg", "training.svg")
 
 
 class ReportError(FileExistsError):
@@ -43,7 +44,14 @@ def check_report_directory(directory: str | Path) -> None:
         raise ReportError(f"{directory} exists and is not a directory; choose another path")
     for name in _FILES:
         path = Path(directory) / name
-        if path.exists() and not path.read_text(errors="replace").startswith(MARKER):
+        if not path.exists():
+            continue
+        try:
+            ours = path.is_file() and path.read_text(errors="replace").startswith(MARKER)
+        except OSError as exc:
+            raise ReportError(f"{path} cannot be read ({exc.strerror}); choose another "
+                              f"directory") from None
+        if not ours:
             raise ReportError(f"{path} exists and was not written by grl-props; "
                               f"choose another directory or remove it")
 
@@ -59,7 +67,7 @@ def write_report(result: StatisticalResult, directory: str | Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     svgs = {
         "latents.svg": _latents_svg(result),
-        "probe_f1.svg": _probe_f1_svg(result),
+        "probe_bits.svg": _probe_bits_svg(result),
         "leakage.svg": _leakage_svg(result),
         "training.svg": _training_svg(result),
     }
@@ -175,12 +183,7 @@ def _latents_svg(result: StatisticalResult) -> str:
     run, seed_index = result.run, 0
     labels = run.labels[seed_index]
     rng = np.random.default_rng(0)
-    panels = {"reversal": run.latents.get("reversal"), "control": run.latents.get("control"),
-              "random": None}
-    rev = run.latents["reversal"][seed_index]
-    panels_z = {}
-    for arm, z in panels.items():
-        panels_z[arm] = rng.standard_normal(rev.shape) if z is None else z[seed_index]
+    panels_z = {arm: z[seed_index] for arm, z in run.latents.items()}
     shown = rng.permutation(len(labels))[:400]  # a subsample keeps the SVG small
     svgs = []
     for arm, z in panels_z.items():
@@ -193,15 +196,18 @@ def _latents_svg(result: StatisticalResult) -> str:
     return _row(svgs)
 
 
-def _probe_f1_svg(result: StatisticalResult) -> str:
+def _probe_bits_svg(result: StatisticalResult) -> str:
     scores = result.run.scores
-    arms = [a for a in ("reversal", "control", "random", "shuffled") if a in scores[0].primary]
-    c = _Canvas(420, 240, (-0.5, len(arms) - 0.5), (0.0, 1.0),
-                f"{result.config.probe.name} probe macro-F1 per arm (held out), one dot per seed",
-                "", "macro-F1")
+    judged = result.config.judged_probe
+    arms = [a for a in _ARM_COLOURS if a in scores[0].probes[judged.name]]
+    values_all = [s.probes[judged.name][a].usable_information_bits for s in scores for a in arms]
+    finite = [v for v in values_all if np.isfinite(v)] or [0.0]
+    c = _Canvas(460, 240, (-0.5, len(arms) - 0.5), (min(min(finite), 0.0), max(max(finite), 1.0)),
+                f"{judged.description}: usable information per arm (bits, held out), one dot "
+                f"per seed", "", "bits")
     rng = np.random.default_rng(0)
     for i, arm in enumerate(arms):
-        values = [s.primary[arm].macro_f1 for s in scores]
+        values = [s.probes[judged.name][arm].usable_information_bits for s in scores]
         for v in values:
             c.dot(i + rng.uniform(-0.15, 0.15), v, _ARM_COLOURS.get(arm, "#333"), r=3)
         c.text(i, 240 - 20, arm, size=10)
@@ -216,7 +222,7 @@ def _leakage_svg(result: StatisticalResult) -> str:
     finite = np.r_[leak[np.isfinite(leak)], ctl[np.isfinite(ctl)], 0.0, ct.tau + ct.delta]
     ylim = (min(finite.min(), -0.05), max(finite.max(), 0.4))
     c = _Canvas(420, 240, (-0.5, len(leak) - 0.5), ylim,
-                "per-seed leakage: probe macro-F1 minus random latents", "seed", "leakage")
+                "per-seed leakage: bits over the permutation null", "seed", "leakage (bits)")
     c.band(c.ylim[0], ct.tau, "#55a868", f"≤ τ = {ct.tau:g}")
     c.band(ct.tau + ct.delta, c.ylim[1], "#c44e52", f"≥ τ+Δ = {ct.tau + ct.delta:g}")
     c.line([c.xlim[0], c.xlim[1]], [ct.threshold, ct.threshold], "#555", 0.8, 0.6)
@@ -229,18 +235,26 @@ def _leakage_svg(result: StatisticalResult) -> str:
 
 def _training_svg(result: StatisticalResult) -> str:
     svgs = []
-    steps = result.config.train.steps
-    every = result.config.train.record_every
+    steps = result.config.training.steps
+    every = result.config.training.record_every
+    probs = np.asarray(result.config.simulation.class_probs)
+    label_entropy = float(-(probs * np.log(probs)).sum())  # nats: the adversary's CE at chance
     for name in ("reconstruction", "adversary"):
         curves = {arm: c[name] for arm, c in result.run.curves.items()}
         values = np.concatenate([v.ravel() for v in curves.values()])
         values = values[np.isfinite(values)]
         hi = float(np.quantile(values, 0.99)) if len(values) else 1.0
+        if name == "adversary":
+            hi = max(hi, 1.1 * label_entropy)
         c = _Canvas(320, 220, (0, steps), (0.0, hi), f"{name} loss per seed", "step", "loss")
         for arm, v in curves.items():
             xs = [min(i * every, steps - 1) for i in range(v.shape[1])]
             for row in v:
                 c.line(xs, np.minimum(row, hi), _ARM_COLOURS.get(arm, "#333"), 0.8, 0.35)
+        if name == "adversary":  # at chance the adversary's cross-entropy is H(Y)
+            c.line([0, steps], [label_entropy, label_entropy], "#555", 0.8, 0.8)
+            c.text(steps * 0.02, c.py(label_entropy) - 3, f"H(Y) = {label_entropy:.2f} nats",
+                   anchor="start")
         svgs.append(c.svg())
     return _row(svgs)
 
@@ -253,10 +267,16 @@ def _index_html(result: StatisticalResult, svgs: list[str]) -> str:
     d = result.detail
     colour = {"pass": "#2e7d32", "fail": "#c62828", "invalid": "#ef6c00"}[d.outcome]
     rows = []
+    other = result.config.probes[1]
     for s, L in zip(result.run.scores, d.leakage, strict=True):
-        cells = [str(s.seed)] + [f"{s.primary[a].macro_f1:.3f}" for a in s.primary] + [f"{L:+.3f}"]
+        judged = s.probes[result.config.judged_probe.name]
+        cells = ([str(s.seed)] + [f"{judged[a].usable_information_bits:+.3f}" for a in judged]
+                 + [f"{judged[a].macro_f1:.3f}" for a in judged] + [f"{L:+.3f}"]
+                 + [f"{s.leakage('reversal', other.name):+.3f}"])
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    head = ["seed"] + [f"F1 {a}" for a in result.run.scores[0].primary] + ["leakage"]
+    arm_names = list(result.run.scores[0].probes[result.config.judged_probe.name])
+    head = (["seed"] + [f"bits {a}" for a in arm_names] + [f"F1 {a}" for a in arm_names]
+            + ["leakage (bits)", f"leakage, {other.description} (not judged)"])
     table = ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
              + "".join(rows) + "</table>")
     images = "".join(f'<p><img src="{name}" alt="{name}"></p>' for name in svgs)
@@ -269,8 +289,11 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;fo
 </style></head><body>
 <h1>Label removal: <span style="color:{colour}">{d.outcome}</span></h1>
 <p><b>{html.escape(result.layer_name)}</b> — {html.escape(result.summary())}</p>
-<p>Contract: {html.escape(d.contract.describe())}. Alpha: {html.escape(result.alpha_note)}.
-Blue: reversal arm; red: control (no reversal); grey: Gaussian random latents.</p>
+<p>Contract: {html.escape(d.contract.describe(d.judged.unit))}. Alpha: {html.escape(result.alpha_note)}.
+Judged: {html.escape(d.judged.probe)}, {html.escape(d.judged.measure)} in
+{html.escape(d.judged.unit)} over {html.escape(d.judged.null)}.
+Blue: reversal arm; red: control (no reversal); grey: reversal latents with rows permuted
+(the null).</p>
 {images}
 <h2>Per seed</h2>{table}
 <details><summary>JSON</summary><pre>{payload}</pre></details>

@@ -233,8 +233,8 @@ class AlphaCase:
     value: float
     as_tensor: bool = False
 
-    def __repr__(self) -> str:
-        return f"alpha={self.value!r}" + (" (0-d tensor)" if self.as_tensor else "")
+    def __repr__(self) -> str:  # shown after the argument's own name: ``alpha=0.5``, ``first=2.0``
+        return repr(self.value) + (" (as a 0-d tensor)" if self.as_tensor else "")
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
@@ -270,7 +270,7 @@ class VJPCase:
     alpha: AlphaCase
 
     def __repr__(self) -> str:
-        return f"VJPCase(x: {self.x.describe()}; v: {self.v.describe()}; {self.alpha!r})"
+        return f"VJPCase(x: {self.x.describe()}; v: {self.v.describe()}; alpha={self.alpha!r})"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
@@ -301,16 +301,20 @@ def _typical_values(dtype: torch.dtype, finite: bool) -> list[float]:
     ordinary = [1.5, -2.0, 0.0, -0.0, 3.25, -0.1, 7.0, 1e-3, -600.0]
     special = [info.tiny, float(info.max), info.tiny * 2.0**-3]
     special += [] if finite else [math.inf, -math.inf, math.nan]
-    return (ordinary + special)[:12]
+    return ordinary[: 12 - len(special)] + special  # 12 values, every special one kept
 
 
 def typical_tensor_case(dtype: torch.dtype, *, finite: bool = False, device: str = "cpu",
                         layout: str = "contiguous") -> TensorCase:
     """A fixed 3×4 case of ``dtype`` holding ordinary values, extremes and (unless ``finite``)
     ±inf and NaN; integer dtypes hold 0..3."""
+    array: np.ndarray
     if dtype.is_floating_point or dtype.is_complex:
         real = np.array(_typical_values(dtype, finite) + [0.5] * 12, dtype=np.float64)[:12]
-        array = real + 1j * real[::-1] if dtype.is_complex else real
+        array = real
+        if dtype.is_complex:  # real and imaginary parts set apart: 1j * inf would make a NaN
+            array = real.astype(np.complex128)
+            array.imag = real[::-1]
     else:
         array = np.arange(12) % (2 if dtype == torch.bool else 4)
     tensor, used = with_layout(array.reshape(3, 4), layout, dtype, device)

@@ -9,7 +9,7 @@ Contract
   the property does not apply to the layer, and fails (with the shrunk counterexample) when the
   property fails or the layer raises;
 * ``test_label_removed``, marked ``grl_statistical`` (``statistical=True``, the default): trains
-  the reference experiment through the layer (:func:`grl_props.statistical.check_label_removal`)
+  the reference experiment through the layer (:func:`grl_props.label_removal.check_label_removal`)
   and fails unless the verdict is ``pass``; the verdict's summary is shown either way it fails.
 
 Every test's randomness comes from its own node id: its seed is :func:`derive_seed` of the node
@@ -20,29 +20,38 @@ the same verdicts, and a failure prints the exact command that replays it.
 
 Tests run torch single-threaded (:func:`torch_threads`, restored afterwards). Properties run in
 the pytest process (``isolate=False``, the default): fast, and a debugger or
-``--pdb`` sees the layer. ``isolate=True`` runs each one in a forked child with ``timeout``
-seconds, as the ``grl-props`` CLI does, for layers that may hang or crash the interpreter.
+``--pdb`` sees the layer. ``isolate=True`` runs each one in a child process with ``timeout``
+seconds, as the ``grl-props`` CLI does (:func:`grl_props.runner.run_battery`: a child of a fork
+server that loads the layer by name, or a fork of the pytest process for a layer that cannot be
+named, with a warning), for layers that may hang or crash the interpreter.
 
 Nothing happens at import or at class creation beyond building the class: the layer is loaded
 (``load_layer``) inside each test, so a spec that does not import fails its tests with one
 sentence, and pytest-xdist workers share no state.
 
-Hypothesis profiles (``--grl-profile``): ``grl-ci`` (derandomized, no example database, no
-deadline: no flakiness; the CLI's default number of examples, ``RunOptions.max_examples``),
-``grl-dev`` (Hypothesis' defaults with the example database, but no deadline: 100 examples),
-``grl-thorough`` (1000 examples, no deadline). A profile chosen on the command line also sets
-the examples per property of every grl-props test, overriding ``max_examples`` given in code.
+Profiles (``--grl-profile``, :data:`PROFILES`) set one thing: the examples per property of
+every grl-props test (overriding ``max_examples`` given in code): ``ci`` 100 (the CLI's
+default, ``RunOptions.max_examples``), ``dev`` 100 (today the same as ``ci``), ``thorough`` 1000.
+Everything else about a grl-props test's Hypothesis run is fixed whatever the profile
+(:meth:`grl_props.runner.RunOptions.hypothesis_settings`): the seed derived from the node id, no
+example database, no deadline, every health check on but ``too_slow``. A profile applies to
+grl-props tests only: the plugin loads no Hypothesis profile, so a project's own ``@given``
+tests keep the settings and profile the project chose. :func:`register_profiles` registers the
+same settings as Hypothesis profiles ``grl-<name>``, for a user who wants them elsewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import inspect
+import math
 import os
 import random
 import shlex
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +59,10 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from grl_props.adapters import LayerUnderTest, SpecError, load_layer
+from grl_props.adapters import CLAIMS, LayerUnderTest, SpecError, load_layer
+from grl_props.families import ADVERSARY_FAMILIES
 from grl_props.properties import TIERS, Property, all_properties
-from grl_props.runner import PropertyResult, RunOptions, run_battery, run_property
+from grl_props.runner import PropertyResult, RunOptions, run_battery, run_preflight, run_property
 
 __all__ = [
     "PROFILES",
@@ -68,12 +78,12 @@ __all__ = [
     "torch_threads",
 ]
 
-#: Hypothesis profiles registered as ``grl-<name>``: name → settings keyword arguments.
+#: What each ``--grl-profile`` sets for grl-props tests: name → settings keyword arguments.
+#: Only ``max_examples`` is read; the rest of a grl-props test's settings is fixed (see above).
 PROFILES: dict[str, dict[str, Any]] = {
-    "ci": {"max_examples": RunOptions.max_examples, "derandomize": True, "database": None,
-           "deadline": None, "print_blob": True},
-    "dev": {"max_examples": 100, "deadline": None},
-    "thorough": {"max_examples": 1000, "deadline": None},
+    "ci": {"max_examples": RunOptions.max_examples},
+    "dev": {"max_examples": 100},
+    "thorough": {"max_examples": 1000},
 }
 
 #: Statistical seeds are kept below this so ``grl-props check --seed S`` stays readable.
@@ -81,9 +91,12 @@ _STATISTICAL_SEED_RANGE = 2**24
 
 
 def register_profiles() -> None:
-    """Register :data:`PROFILES` with Hypothesis as ``grl-ci``, ``grl-dev``, ``grl-thorough``."""
+    """Register Hypothesis profiles ``grl-ci``, ``grl-dev``, ``grl-thorough``: the settings a
+    grl-props test runs with under each :data:`PROFILES` entry. Registering loads nothing;
+    grl-props never calls ``settings.load_profile``."""
     for name, values in PROFILES.items():
-        settings.register_profile(f"grl-{name}", **values)
+        settings.register_profile(
+            f"grl-{name}", RunOptions(max_examples=int(values["max_examples"])).hypothesis_settings())
 
 
 def derive_seed(nodeid: str, base_seed: int = 0, *, below: int = 2**31) -> int:
@@ -127,19 +140,22 @@ def seed_everything(seed: int) -> None:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What the command line contributes to a grl-props test: base seed and profile.
+    """What the command line contributes to a grl-props test: base seed, profile, adversary.
 
     Read from pytest's config with :meth:`from_config`; without the plugin (``-p no:grl_props``)
-    the defaults apply: base seed 0, no profile.
+    the defaults apply: base seed 0, no profile, no adversary family chosen (the code's or
+    :data:`~grl_props.families.DEFAULT_ADVERSARY`).
     """
 
     base_seed: int = 0
     profile: str | None = None
+    adversary: str | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> RunContext:
         seed = config.getoption("grl_seed", default=None)
-        return cls(0 if seed is None else int(seed), config.getoption("grl_profile", default=None))
+        return cls(0 if seed is None else int(seed), config.getoption("grl_profile", default=None),
+                   config.getoption("grl_adversary", default=None))
 
     def max_examples(self, in_code: int | None) -> int:
         """Examples per property: the profile's when one was chosen, else ``in_code``, else the
@@ -152,6 +168,8 @@ class RunContext:
         flags = ["--grl-seed", str(self.base_seed)]
         if self.profile is not None:
             flags += ["--grl-profile", self.profile]
+        if self.adversary is not None:
+            flags += ["--grl-adversary", self.adversary]
         return flags
 
 
@@ -192,13 +210,15 @@ def _pythonpath_prefix(spec: str) -> str:
 def replay_commands(nodeid: str | None, context: RunContext, *, spec: str | None = None,
                     cli_seed: int | None = None, max_examples: int | None = None,
                     alpha_arg: str | None = None, statistical: bool = False,
-                    pytest_args: Sequence[str] = ()) -> list[str]:
+                    pytest_args: Sequence[str] = (), claims: Sequence[str] = (),
+                    adversary: str | None = None) -> list[str]:
     """Shell commands that replay one grl-props test: pytest first, then the CLI when possible.
 
     ``nodeid`` is replayed as ``pytest 'nodeid' --grl-seed N`` (exact); when ``nodeid`` is not a
     path pytest can select, give ``pytest_args`` (e.g. ``--grl-impl SPEC -k NAME``) instead.
     With ``spec`` and ``cli_seed``, ``grl-props check SPEC --seed S`` replays the same property
-    run (same Hypothesis seed and examples) or the same statistical seed set.
+    run (same Hypothesis seed and examples) or the same statistical seed set (with
+    ``adversary``, that family's).
     """
     words = ["pytest", *([nodeid] if nodeid else []), *pytest_args, *context.pytest_flags()]
     commands = [" ".join(shlex.quote(w) for w in words)]
@@ -208,6 +228,10 @@ def replay_commands(nodeid: str | None, context: RunContext, *, spec: str | None
             "--max-examples", str(max_examples or RunOptions.max_examples), "--no-stats"]
         if alpha_arg:
             cli += ["--alpha-arg", alpha_arg]
+        for claim in claims:
+            cli += ["--claim", claim]
+        if statistical and adversary:
+            cli += ["--adversary", adversary]
         commands.append(_pythonpath_prefix(spec) + " ".join(shlex.quote(w) for w in cli))
     return commands
 
@@ -218,9 +242,15 @@ def _format_replay(commands: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _load(layer: Any, alpha_arg: str | None) -> LayerUnderTest:
+def _replay_spec(layer: LayerUnderTest) -> str | None:
+    """The spec the CLI can load to replay ``layer``: the string it was loaded from, else one
+    derived from the object (:func:`layer_spec`), else ``None`` (no CLI replay line)."""
+    return layer.spec or layer_spec(layer.obj)
+
+
+def _load(layer: Any, alpha_arg: str | None, claims: Sequence[str] = ()) -> LayerUnderTest:
     try:
-        return load_layer(layer, alpha_arg=alpha_arg)
+        return load_layer(layer, alpha_arg=alpha_arg, claims=tuple(claims))
     except SpecError as exc:
         pytest.fail(f"grl-props cannot load the layer under test: {exc}", pytrace=False)
 
@@ -228,35 +258,49 @@ def _load(layer: Any, alpha_arg: str | None) -> LayerUnderTest:
 def run_property_test(layer: Any, prop: Property, *, nodeid: str, context: RunContext,
                       max_examples: int | None = None, alpha_arg: str | None = None,
                       timeout: float = RunOptions.timeout, isolate: bool = False,
-                      pytest_args: Sequence[str] = (), replay_nodeid: bool = True
-                      ) -> PropertyResult:
+                      pytest_args: Sequence[str] = (), replay_nodeid: bool = True,
+                      claims: Sequence[str] = ()) -> PropertyResult:
     """Run ``prop`` on ``layer`` as one pytest test: pass, ``pytest.skip`` or ``pytest.fail``.
 
-    ``layer`` is anything :func:`load_layer` accepts (or a :class:`LayerUnderTest`). The seed
-    is :func:`derive_seed` of ``nodeid``; the failure message carries the property's detail (the
-    shrunk counterexample) and :func:`replay_commands`.
+    ``layer`` is anything :func:`load_layer` accepts (or a :class:`LayerUnderTest`); ``claims``
+    adds supports it claims (``torchscript``, ``torch_export``). The seed is :func:`derive_seed`
+    of ``nodeid``; the failure message carries the property's detail (the shrunk
+    counterexample), its remedy (what to change in the layer) and :func:`replay_commands`.
+    A layer that cannot run at all (:data:`~grl_props.runner.PREFLIGHT`) fails every property
+    test with the same one sentence, and no property runs.
     """
-    under_test = layer if isinstance(layer, LayerUnderTest) else _load(layer, alpha_arg)
+    if isinstance(layer, LayerUnderTest):
+        under_test = layer
+        if claims:
+            under_test = dataclasses.replace(layer, claims=layer.claims | frozenset(claims))
+    else:
+        under_test = _load(layer, alpha_arg, claims)
     seed = derive_seed(nodeid, context.base_seed)
     seed_everything(seed)
     examples = context.max_examples(max_examples)
     options = RunOptions(max_examples=examples, seed=seed, timeout=timeout, isolate=isolate)
     if isolate:
-        result = run_battery(under_test, options=options, properties=[prop]).properties[0]
+        report = run_battery(under_test, options=options, properties=[prop])
+        if not report.isolation.startswith("child process per property (forkserver"):
+            warnings.warn(f"grl-props isolate=True: {report.isolation}", stacklevel=2)
+        result = report.properties[0]
     else:
         with torch_threads(1):
-            result = run_property(under_test, prop, options)
+            cannot = run_preflight(under_test, options)
+            result = run_property(under_test, prop, options) if cannot is None else (
+                PropertyResult(prop.name, prop.tier, cannot.status, f"not run: {cannot.detail}"))
     if result.status == "skip":
         pytest.skip(f"{prop.name}: {result.detail}")
     if result.status in ("fail", "error"):
-        spec = layer_spec(under_test.name if isinstance(layer, LayerUnderTest) else layer)
         commands = replay_commands(
-            nodeid if replay_nodeid else None, context, spec=spec, cli_seed=seed,
-            max_examples=examples, alpha_arg=alpha_arg, pytest_args=pytest_args)
+            nodeid if replay_nodeid else None, context, spec=_replay_spec(under_test),
+            cli_seed=seed, max_examples=examples, alpha_arg=alpha_arg, pytest_args=pytest_args,
+            claims=sorted(under_test.claims))
         verb = "failed" if result.status == "fail" else "errored"
+        remedy = f"\nremedy: {result.remedy}" if result.remedy else ""
         pytest.fail(
             f"grl-props property {prop.name} ({prop.tier}: {prop.description}) {verb} on "
-            f"{under_test.name}:\n{result.detail}\n\n{_format_replay(commands)}",
+            f"{under_test.name}:\n{result.detail}{remedy}\n\n{_format_replay(commands)}",
             pytrace=False,
         )
     return result
@@ -264,25 +308,31 @@ def run_property_test(layer: Any, prop: Property, *, nodeid: str, context: RunCo
 
 def run_statistical_test(layer: Any, *, nodeid: str, context: RunContext,
                          alpha_arg: str | None = None, pytest_args: Sequence[str] = (),
-                         replay_nodeid: bool = True,
+                         replay_nodeid: bool = True, adversary: str | None = None,
                          progress: Callable[[str, int, int], None] | None = None) -> Any:
     """Judge label removal through ``layer`` as one pytest test; fails unless the verdict is pass.
 
     The statistical seed is :func:`derive_seed` of ``nodeid`` (below 2**24), so each test has
-    its own seed set. Returns the :class:`~grl_props.statistical.StatisticalResult` on ``pass``.
+    its own seed set. The adversary family is the command line's (``--grl-adversary``), else
+    ``adversary``, else :data:`~grl_props.families.DEFAULT_ADVERSARY`. Returns the
+    :class:`~grl_props.label_removal.StatisticalResult` on ``pass``.
     """
-    from grl_props.statistical import StatisticalError, check_label_removal
+    from grl_props.families import DEFAULT_ADVERSARY
+    from grl_props.label_removal import StatisticalError, check_label_removal
+
+    family = context.adversary or adversary or DEFAULT_ADVERSARY
 
     under_test = layer if isinstance(layer, LayerUnderTest) else _load(layer, alpha_arg)
     seed = derive_seed(nodeid, context.base_seed, below=_STATISTICAL_SEED_RANGE)
     seed_everything(seed)
-    spec = layer_spec(under_test.name if isinstance(layer, LayerUnderTest) else layer)
-    commands = replay_commands(nodeid if replay_nodeid else None, context, spec=spec,
+    commands = replay_commands(nodeid if replay_nodeid else None, context,
+                               spec=_replay_spec(under_test),
                                cli_seed=seed, alpha_arg=alpha_arg, statistical=True,
-                               pytest_args=pytest_args)
+                               pytest_args=pytest_args, adversary=family)
     try:
         with torch_threads(1):
-            result = check_label_removal(under_test, seed=seed, progress=progress)
+            result = check_label_removal(under_test, seed=seed, adversary=family,
+                                         progress=progress)
     except StatisticalError as exc:
         pytest.fail(f"grl-props statistical check could not run: {exc}\n\n"
                     f"{_format_replay(commands)}", pytrace=False)
@@ -293,7 +343,7 @@ def run_statistical_test(layer: Any, *, nodeid: str, context: RunContext,
     return result
 
 
-_OPTIONS = ("max_examples", "seed", "alpha_arg", "timeout", "isolate")
+_OPTIONS = ("max_examples", "seed", "alpha_arg", "timeout", "isolate", "claims", "adversary")
 
 
 def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistical: bool = True,
@@ -306,7 +356,11 @@ def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistic
     ``test_label_removed``. ``options``: ``max_examples`` (per property; default
     ``RunOptions.max_examples``), ``seed`` (base seed when the command line gives none;
     default 0), ``alpha_arg``, ``timeout`` (seconds per property when isolated; default 120),
-    ``isolate`` (default False).
+    ``isolate`` (default False), ``claims`` (supports the layer claims, checked by the compat
+    tier: ``("torchscript", "torch_export")``; default none beyond the layer's own
+    ``__grl_props_claims__``), ``adversary`` (the statistical verdict's adversary family,
+    ``"linear"`` or ``"mlp"``; ``--grl-adversary`` overrides it; default
+    :data:`~grl_props.families.DEFAULT_ADVERSARY`).
 
     Raises ``ValueError``/``TypeError`` at once for an unknown tier or option.
     """
@@ -322,21 +376,36 @@ def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistic
     max_examples = options.get("max_examples")
     alpha_arg = options.get("alpha_arg")
     timeout = float(options.get("timeout", RunOptions.timeout))
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"conformance_suite() timeout must be seconds above 0, got {timeout}")
+    if max_examples is not None and (not isinstance(max_examples, int) or max_examples < 1):
+        raise ValueError(f"conformance_suite() max_examples must be an integer >= 1, got "
+                         f"{max_examples!r}")
     isolate = bool(options.get("isolate", False))
+    claims = options.get("claims", ())
+    if isinstance(claims, str) or not set(claims) <= set(CLAIMS):
+        raise ValueError(f"conformance_suite() claims must be a tuple of names among {CLAIMS}, "
+                         f"got {claims!r}")
+    claims = tuple(claims)
     code_seed = options.get("seed")
+    adversary = options.get("adversary")
+    if adversary is not None and adversary not in ADVERSARY_FAMILIES:
+        raise ValueError(f"conformance_suite() adversary must be one of "
+                         f"{', '.join(ADVERSARY_FAMILIES)}, got {adversary!r}")
 
     def context_of(request: pytest.FixtureRequest) -> RunContext:
         context = RunContext.from_config(request.config)
         cli_seed_given = request.config.getoption("grl_seed", default=None) is not None
         if code_seed is not None and not cli_seed_given:
-            context = RunContext(int(code_seed), context.profile)
+            context = dataclasses.replace(context, base_seed=int(code_seed))
         return context
 
     def property_test(prop: Property) -> Callable[..., None]:
         def test(self: Any, request: pytest.FixtureRequest) -> None:
             run_property_test(layer, prop, nodeid=request.node.nodeid,
                               context=context_of(request), max_examples=max_examples,
-                              alpha_arg=alpha_arg, timeout=timeout, isolate=isolate)
+                              alpha_arg=alpha_arg, timeout=timeout, isolate=isolate,
+                              claims=claims)
 
         test.__name__ = test.__qualname__ = f"test_{prop.name}"
         test.__doc__ = f"{prop.tier}: {prop.description}"
@@ -344,7 +413,7 @@ def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistic
 
     def test_label_removed(self: Any, request: pytest.FixtureRequest) -> None:
         run_statistical_test(layer, nodeid=request.node.nodeid, context=context_of(request),
-                             alpha_arg=alpha_arg)
+                             alpha_arg=alpha_arg, adversary=adversary)
 
     test_label_removed.__doc__ = "training through the layer removes the label (sign test)"
     namespace: dict[str, Any] = {

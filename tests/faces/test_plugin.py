@@ -7,6 +7,9 @@ property are kept at 20 to keep these runs short.
 
 from __future__ import annotations
 
+import math
+import os
+import re
 import shlex
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,6 +23,7 @@ pytest_plugins = ["pytester"]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cellcap_style"
 EXAMPLE_LAYER = EXAMPLE / "src" / "cellcap_style" / "nn" / "gradient_reversal.py"
+PROCESS_LAYERS = Path(__file__).resolve().parents[1] / "properties" / "process_layers.py"
 
 NOT_REVERSING = '''
 import torch
@@ -45,6 +49,32 @@ class NotReversing(nn.Module):
 
     def forward(self, x):
         return _PassThrough.apply(x, self.alpha)
+'''
+
+
+LOST_SIGN = '''
+import torch
+from torch import nn
+
+
+class _Reverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.alpha = alpha
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.alpha, None  # forgot .neg()
+
+
+class LostSign(nn.Module):
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x):
+        return _Reverse.apply(x, self.alpha)
 '''
 
 
@@ -128,6 +158,67 @@ def test_non_reversing_layer_fails_and_prints_its_replay(broken_project: pytest.
     assert replay.ret == pytest.ExitCode.TESTS_FAILED
     assert replay_outcomes == {"test_bad.TestX::test_vjp_is_negative_alpha_v": "failure"}
     assert _failure_text(replay.stdout.lines, "test_vjp_is_negative_alpha_v") == first
+
+
+#: The one line a failure shows first: the inputs, then expected and actual values.
+_VALUES = re.compile(r"^(?:x = \S+, v = \S+, )?alpha = \S+: expected (.+), got (.+)$")
+
+
+def _smallest_first(text: list[str]) -> str | None:
+    """``None`` when a lost sign's failure message shows its smallest failure first: one line
+    "…: expected …, got …" of at most 4 opposite-signed values before torch's statistics, and
+    a counterexample of at most 4 elements; else what is wrong."""
+    found = [i for i, line in enumerate(text) if _VALUES.match(line)]
+    stats = [i for i, line in enumerate(text) if line.startswith(("Scalars are", "Tensor-likes"))]
+    if not found or not stats or found[0] > stats[0]:
+        return "no 'expected …, got …' line before the statistics"
+    expected, got = _VALUES.match(text[found[0]]).groups()  # type: ignore[union-attr]
+    numbers = [float(n) for n in re.findall(r"-?\d[\d.e+-]*", f"{expected} {got}")]
+    half = len(numbers) // 2
+    if len(numbers) % 2 or not 1 <= half <= 4 or any(
+            not math.isclose(e, -g) or e == 0 for e, g in zip(numbers[:half], numbers[half:], strict=True)):
+        return f"not a lost sign of at most 4 elements: {text[found[0]]}"
+    block = "\n".join(text).partition("Counterexample:")[2].partition("Also fails")[0]
+    sizes = [math.prod(int(n) for n in shape.replace(",", " ").split())
+             for shape in re.findall(r"shape=\(([\d, ]*)\)", block)]
+    return None if all(size <= 4 for size in sizes) else f"a larger counterexample: {block}"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_lost_sign_shows_its_smallest_failure_and_remedy(pytester: pytest.Pytester, seed: int
+                                                           ) -> None:
+    pytester.makepyfile(lost_layer=LOST_SIGN)
+    pytester.makepyfile(test_lost=_suite_line("lost_layer", "LostSign", statistical=False))
+    result, outcomes = _run(pytester, "-p", "no:randomly", "--grl-seed", str(seed), "-k",
+                            "vjp_is_negative_alpha_v or model_gradients")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert set(outcomes.values()) == {"failure"} and len(outcomes) == 2, outcomes
+    for test in ("test_vjp_is_negative_alpha_v", "test_model_gradients"):
+        text = _failure_text(result.stdout.lines, test)
+        assert _smallest_first(text) is None, "\n".join(text)
+        assert any(line.startswith("remedy: ") for line in text), text
+        assert not any("alpha=alpha=" in line for line in text)
+    assert _smallest_first(["Scalars are not equal!", "alpha = 1.0: expected -1.0, got 1.0"])
+    assert _smallest_first(["alpha = 1.0: expected -1.0, got -1.0", "Scalars are not equal!"])
+
+
+def test_a_layer_that_cannot_run_fails_every_property_test_with_one_sentence() -> None:
+    """Even a property that would never call forward (no_trainable_parameters) does not pass."""
+    from grl_props.properties import get
+    from grl_props.testing import run_property_test
+
+    layers = Path(__file__).resolve().parents[1] / "cli" / "misbehaving_layers.py"
+    messages = []
+    for name in ("forward_identity", "no_trainable_parameters", "func_grad"):
+        with pytest.raises(pytest.fail.Exception) as info:
+            run_property_test(f"{layers}:Raises", get(name), nodeid=f"t.py::T::test_{name}",
+                              context=RunContext())
+        messages.append(str(info.value).partition(":\n")[2].partition("\n\nreplay:")[0])
+    line = next(n for n, text in enumerate(layers.read_text().splitlines(), 1)
+                if "broken on purpose" in text)
+    assert messages == [f"not run: the layer cannot run: called on a float32 tensor of shape "
+                        f"(2, 3), it raised RuntimeError: this layer is broken on purpose (at "
+                        f"{layers}:{line}, in forward)"] * 3
 
 
 def _failure_text(lines: list[str], test: str) -> list[str]:
@@ -247,23 +338,116 @@ def test_replay_commands_name_seed_profile_and_cli() -> None:
     assert commands[1].endswith("grl-props check pkg.mod:L --seed 11 --max-examples 20 --no-stats")
 
 
+def test_adversary_family_reaches_the_verdict_and_its_replays() -> None:
+    context = RunContext(5, None, "mlp")
+    assert context.pytest_flags() == ["--grl-seed", "5", "--grl-adversary", "mlp"]
+    commands = replay_commands("t.py::T::test_label_removed", context, spec="pkg.mod:L",
+                               cli_seed=11, statistical=True, adversary="mlp")
+    assert commands[0] == "pytest t.py::T::test_label_removed --grl-seed 5 --grl-adversary mlp"
+    assert commands[1].endswith("grl-props check pkg.mod:L --seed 11 --no-properties "
+                                "--adversary mlp")
+    with pytest.raises(ValueError, match="adversary must be one of linear, mlp"):
+        conformance_suite("grl_props:GradientReversal", adversary="transformer")
+    with pytest.raises(ValueError, match="timeout must be seconds above 0"):
+        conformance_suite("grl_props:GradientReversal", timeout=0)
+    with pytest.raises(ValueError, match="max_examples must be an integer >= 1"):
+        conformance_suite("grl_props:GradientReversal", max_examples=0)
+
+
+def test_grl_adversary_is_a_known_choice_shown_in_the_header(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--grl-adversary", "mlp")
+    assert result.ret == pytest.ExitCode.OK
+    assert any("adversary family mlp" in line for line in result.stdout.lines)
+    bad = pytester.runpytest_subprocess("--grl-adversary", "svm")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--grl-adversary: invalid choice: 'svm'*"])
+
+
 def test_plugin_choices_match_the_library() -> None:
     from grl_props import pytest_plugin
+    from grl_props.adapters import CLAIMS
     from grl_props.properties import TIERS
     from grl_props.testing import PROFILES
 
     assert pytest_plugin.TIER_CHOICES == TIERS
     assert pytest_plugin.PROFILE_CHOICES == tuple(PROFILES)
+    assert pytest_plugin.CLAIM_CHOICES == CLAIMS
 
 
-def test_isolated_property_runs_in_a_forked_child(request: pytest.FixtureRequest) -> None:
+def test_isolated_property_runs_in_a_child_process(request: pytest.FixtureRequest,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from grl_props.properties import get
     from grl_props.testing import run_property_test
 
-    result = run_property_test("grl_props:GradientReversal", get("forward_identity"),
+    record = tmp_path / "pids"
+    monkeypatch.setenv("GRL_PROPS_TEST_PID_FILE", str(record))
+    result = run_property_test(f"{PROCESS_LAYERS}:RecordsProcess", get("forward_identity"),
                                nodeid=request.node.nodeid, context=RunContext(),
                                max_examples=5, isolate=True, timeout=60)
     assert result.status == "pass", result.detail
+    ran_in = {int(line.split()[0]) for line in record.read_text().splitlines()}
+    # a child for grl-props' first call of the layer, one for the property
+    assert result.pid in ran_in and len(ran_in) == 2 and os.getpid() not in ran_in
+
+
+def test_conformance_suite_refuses_unknown_claims() -> None:
+    with pytest.raises(ValueError, match="claims must be a tuple of names among"):
+        conformance_suite("grl_props:GradientReversal", claims=("torchscipt",))
+    suite = conformance_suite("grl_props:GradientReversal", claims=("torchscript",),
+                              tiers=("compat",))
+    assert "test_torchscript" in vars(suite)
+
+
+USER_CONFTEST = """
+from hypothesis import settings
+
+settings.register_profile("mine", max_examples=7, deadline=None, database=None)
+settings.load_profile("mine")
+"""
+
+USER_TESTS = """
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@given(st.integers())
+def test_users_own_property(x):
+    with open(os.environ["USER_EXAMPLES_FILE"], "a") as stream:
+        stream.write(f"{x}\\n")
+
+
+def test_users_profile_is_still_loaded():
+    assert settings.get_current_profile_name() == "mine"
+    assert settings.default.max_examples == 7
+"""
+
+
+@pytest.mark.parametrize("profile", [None, "ci"])
+def test_a_users_own_hypothesis_tests_keep_their_settings(pytester: pytest.Pytester,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          profile: str | None) -> None:
+    """With grl-props installed and --grl-profile given, the project's own @given test runs
+    under the project's own profile (7 examples), next to a grl-props test."""
+    pytester.makeconftest(USER_CONFTEST)
+    pytester.makepyfile(test_users=USER_TESTS, cellcap_layer=EXAMPLE_LAYER.read_text())
+    pytester.makepyfile(test_cellcap=_suite_line("cellcap_layer", "GradientReverseModule",
+                                                 statistical=False))
+    examples = pytester.path / "examples.txt"
+    monkeypatch.setenv("USER_EXAMPLES_FILE", str(examples))
+    args = ["-p", "no:randomly", "-k", "users or forward_identity"]
+    if profile is not None:
+        args += ["--grl-profile", profile]
+    result, outcomes = _run(pytester, *args)
+    assert result.ret == 0, result.stdout.str()
+    assert set(outcomes.values()) == {"passed"} and len(outcomes) == 3, outcomes
+    assert len(examples.read_text().splitlines()) == 7  # the user's profile, not grl-props'
+    if profile is not None:
+        result.stdout.fnmatch_lines([f"grl-props: base seed 0 *, profile {profile} (* examples "
+                                     "per property, grl-props tests only)*"])
 
 
 def test_example_project_passes_its_own_property_suite(pytester: pytest.Pytester) -> None:

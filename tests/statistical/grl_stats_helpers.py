@@ -1,7 +1,8 @@
 """Helpers of the statistical tests: broken layers and a small user-style model (fixed seeds).
 
 A uniquely named module (not ``conftest``) so that importing it cannot clash with another
-directory's conftest under ``pytest -n auto``.
+directory's conftest under ``pytest -n auto``. ``benchmarks/stats_error_rates.py`` imports the
+broken layers from here: one definition for the tests and the measured error rates.
 """
 
 from __future__ import annotations
@@ -14,14 +15,30 @@ from grl_props import GradientReversal
 from grl_props.experiment import SimulationConfig, simulate
 
 
-class _ZeroGradient(torch.autograd.Function):
+class _Scaled(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by ``scale`` (a tensor or float)."""
+
     @staticmethod
-    def forward(ctx, x, alpha):  # noqa: ANN001
+    def forward(ctx, x, scale):  # noqa: ANN001
+        ctx.scale = scale
         return x.clone()
 
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001
-        return grad * 0.0, None
+        return grad * ctx.scale, None
+
+
+class _RowMean(torch.autograd.Function):
+    """Identity forward; backward gives every row ``-alpha`` times the mean gradient of the rows."""
+
+    @staticmethod
+    def forward(ctx, x, alpha):  # noqa: ANN001
+        ctx.alpha = alpha
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001
+        return (-ctx.alpha * grad.mean(dim=0, keepdim=True)).expand_as(grad), None
 
 
 def no_reversal(x: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -31,7 +48,7 @@ def no_reversal(x: torch.Tensor, alpha: float) -> torch.Tensor:
 
 def zero_gradient(x: torch.Tensor, alpha: float) -> torch.Tensor:
     """Identity forward, zero gradient backward."""
-    return _ZeroGradient.apply(x, alpha)
+    return _Scaled.apply(x, 0.0)
 
 
 def detached(x: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -39,8 +56,45 @@ def detached(x: torch.Tensor, alpha: float) -> torch.Tensor:
     return x.detach()
 
 
-BROKEN_LAYERS = {"no_reversal": no_reversal, "zero_gradient": zero_gradient,
-                 "detached": detached}
+def half_reversed(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Reverses the gradient of the first half of the latent features only; the rest pass as is."""
+    k = x.shape[-1] // 2
+    scale = torch.ones(x.shape[-1], dtype=x.dtype)
+    scale[:k] = -alpha
+    return _Scaled.apply(x, scale)
+
+
+def rows_coupled(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Couples the rows of its input: every cell gets ``-alpha`` times the mean gradient."""
+    return _RowMean.apply(x, alpha)
+
+
+class EveryOtherCall(nn.Module):
+    """Reverses on every other call only (a counter that flips); identity backward otherwise."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return _Scaled.apply(x, -self.alpha if self.calls % 2 else 1.0)
+
+
+class BrokenSetter(GradientReversal):
+    """The reference layer with a ``set_alpha`` that forgets to store the new alpha."""
+
+    def set_alpha(self, alpha: float) -> None:
+        self._requested = float(alpha)  # stored, never used
+
+
+BROKEN_FUNCTIONS = {"no_reversal": no_reversal, "zero_gradient": zero_gradient,
+                    "detached": detached, "half_reversed": half_reversed,
+                    "rows_coupled": rows_coupled}
+#: Every broken layer the verdict must fail (spec objects for ``load_layer``).
+BROKEN_LAYERS = {**BROKEN_FUNCTIONS, "every_other_call": EveryOtherCall,
+                 "broken_setter": BrokenSetter}
 
 
 def train_user_model(seed: int, *, reverse: bool = True, steps: int = 1200,
@@ -62,11 +116,12 @@ def train_user_model(seed: int, *, reverse: bool = True, steps: int = 1200,
     opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters(), shift], lr=3e-3)
     opt_adv = torch.optim.Adam(adversary.parameters(), lr=3e-2)
     x, y = data.x, data.y
+    grl = GradientReversal(alpha=0.0)
     for step in range(steps):
-        alpha = 2.0 / (1.0 + np.exp(-10.0 * step / steps)) - 1.0
+        grl.set_alpha(2.0 / (1.0 + np.exp(-10.0 * step / steps)) - 1.0)
         z = encoder(x)
         recon = ((decoder(z + shift[y]) - x) ** 2).mean()
-        z_adv = GradientReversal(alpha=float(alpha))(z) if reverse else z
+        z_adv = grl(z) if reverse else z
         loss = recon + nn.functional.cross_entropy(adversary(z_adv), y)
         opt.zero_grad()
         opt_adv.zero_grad()

@@ -1,27 +1,37 @@
 """The reference experiment: simulated data, batched models, batched training, arms.
 
 ``data`` simulates cells with a class effect in latent space; ``models`` holds stacked-weight
-encoder/decoder/adversary; ``training`` trains all seeds of one arm as one model; ``run`` trains
-the arms, adds the baselines and scores everything with the probes.
+encoder/decoder/adversary (linear or MLP); ``training`` trains all seeds of one arm as one model,
+with the layer under test as users train it; ``run`` trains the arms and scores them with the
+probes (``grl_props.probes``).
 """
 
 from __future__ import annotations
 
 from grl_props.experiment.data import SimulatedData, SimulationConfig, simulate, simulate_batch
-from grl_props.experiment.models import ModelConfig, stream_seed
+from grl_props.experiment.models import AdversaryConfig, ModelConfig
 from grl_props.experiment.run import (
     ARMS,
+    TRAIN_RECIPES,
     ExperimentConfig,
     ExperimentRun,
-    SeedScores,
     run_experiment,
-    score_seed,
-    seed_set,
+    train_control,
 )
-from grl_props.experiment.training import LayerError, TrainConfig, alpha_schedule, train_arm
+from grl_props.experiment.training import (
+    LayerError,
+    SeedLayers,
+    TrainConfig,
+    TrainedArm,
+    alpha_schedule,
+    train_arm,
+)
+from grl_props.families import ADVERSARY_FAMILIES, DEFAULT_ADVERSARY
+from grl_props.seeding import seed_set, stream_seed
 
 __all__ = [
-    "ARMS", "ExperimentConfig", "ExperimentRun", "LayerError", "ModelConfig", "SeedScores",
-    "SimulatedData", "SimulationConfig", "TrainConfig", "alpha_schedule", "run_experiment",
-    "score_seed", "seed_set", "simulate", "simulate_batch", "stream_seed", "train_arm",
+    "ADVERSARY_FAMILIES", "ARMS", "DEFAULT_ADVERSARY", "AdversaryConfig", "ExperimentConfig", "ExperimentRun",
+    "LayerError", "ModelConfig", "SeedLayers", "SimulatedData", "SimulationConfig",
+    "TRAIN_RECIPES", "TrainConfig", "TrainedArm", "alpha_schedule", "run_experiment", "seed_set",
+    "simulate", "simulate_batch", "stream_seed", "train_arm", "train_control",
 ]

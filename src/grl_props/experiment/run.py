@@ -1,70 +1,103 @@
-"""The reference experiment: arms, probes and baselines for a set of seeds.
+"""The reference experiment: arms and probe scores for a set of seeds.
 
-Per seed ``s`` (the seed fixes data, split, initialisation, probe and baselines):
+Per seed ``s`` (the seed fixes data, split, initialisation, mini-batch order, probe and null):
 
 * **reversal** — the reference model trained with the layer under test between encoder and
   adversary;
 * **control** — the same model, same seed, trained without the layer (the adversary's gradient
-  reaches the encoder unreversed, so the label is pulled into the latent);
-* **random** — Gaussian latents of the same shape; **shuffled** — the reversal latents with rows
-  permuted against the labels.
+  reaches the encoder unreversed, so the label is pulled into the latent).
 
-All arms of a seed are scored by the same probe on the same stratified split of fresh probe
-cells. Each trained arm runs all seeds as one batched model.
+Each arm is scored by both probes (``grl_props.probes.score_seed``) on the same split of fresh
+probe cells, against its permutation null. Each trained arm runs all seeds as one batched model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from grl_props.experiment.data import SimulationConfig, simulate_batch
-from grl_props.experiment.models import ModelConfig, stream_seed
-from grl_props.experiment.training import TrainConfig, train_arm
-from grl_props.probes import ProbeConfig, ProbeScore, score_probe, split_indices
+from grl_props.experiment.data import SimulatedData, SimulationConfig, simulate_batch
+from grl_props.experiment.models import AdversaryConfig, ModelConfig
+from grl_props.experiment.training import SeedLayers, TrainConfig, TrainedArm, train_arm
+from grl_props.families import ADVERSARY_FAMILIES, DEFAULT_ADVERSARY, JUDGED_PROBE
+from grl_props.probes import ProbeConfig, SeedScores, score_seed
 
-__all__ = ["ExperimentConfig", "ExperimentRun", "SeedScores", "run_experiment", "score_seed",
-           "seed_set", "ARMS"]
+__all__ = ["ARMS", "ExperimentConfig", "ExperimentRun", "PendingArm", "TRAIN_RECIPES",
+           "run_experiment", "train_control"]
 
-Layer = Callable[[Tensor], Tensor]
-#: Arms scored per seed, in report order.
-ARMS = ("reversal", "control", "random", "shuffled")
+#: Trained arms, in report order.
+ARMS = ("reversal", "control")
 
-# Random streams of one seed (see ``stream_seed``): 1 = model init (models.py).
-_SPLIT_STREAM, _RANDOM_STREAM, _SHUFFLE_STREAM, _PROBE_STREAM = 2, 3, 4, 5
+#: The measured training recipe of each adversary family (docs/statistical.md, "Design").
+TRAIN_RECIPES: dict[str, TrainConfig] = {
+    "linear": TrainConfig(),
+    "mlp": TrainConfig(batch_size=None, adversary_lr=3e-3, adversary_steps=4, alpha_max=2.0),
+}
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything that defines the reference experiment; defaults are the measured design."""
+    """Everything that defines the reference experiment; defaults are the measured design.
 
+    ``adversary`` is a family name (``"linear"`` or ``"mlp"``) or an :class:`AdversaryConfig`;
+    ``train=None`` takes the family's measured recipe (:data:`TRAIN_RECIPES`). The judged probe
+    matches the family (linear ↔ logistic regression, mlp ↔ MLP probe); the other probe is
+    scored and reported, never judged.
+    """
+
+    adversary: AdversaryConfig | str = DEFAULT_ADVERSARY
     simulation: SimulationConfig = field(default_factory=lambda: SimulationConfig(effect_size=6.0))
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
-    secondary_probe: ProbeConfig | None = field(default_factory=lambda: ProbeConfig(name="mlp"))
+    train: TrainConfig | None = None
     #: torch intra-op threads while training. 1: the matrices are tiny (n=512, width 32), a
     #: second thread gains little, and spinning OpenMP threads slow down many-fold when another
     #: process holds a core (measured: 38 s instead of 4.4 s). None: leave torch's setting.
     threads: int | None = 1
+    #: Fraction of the fresh probe cells held out for scoring the probes.
+    test_fraction: float = 0.5
 
+    def __post_init__(self) -> None:
+        if isinstance(self.adversary, str):
+            if self.adversary not in ADVERSARY_FAMILIES:
+                raise ValueError(f"adversary must be one of {', '.join(ADVERSARY_FAMILIES)}, "
+                                 f"got {self.adversary!r}")
+            object.__setattr__(self, "adversary", AdversaryConfig(family=self.adversary))
+        if self.train is None:
+            object.__setattr__(self, "train", TRAIN_RECIPES[self.family])
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
 
-@dataclass(frozen=True)
-class SeedScores:
-    """Primary (and secondary) probe scores of every arm for one seed; absent arms are omitted."""
+    @property
+    def family(self) -> str:
+        """The adversary family, ``"linear"`` or ``"mlp"``."""
+        assert isinstance(self.adversary, AdversaryConfig)
+        return self.adversary.family
 
-    seed: int
-    primary: dict[str, ProbeScore]
-    secondary: dict[str, ProbeScore]
+    @property
+    def training(self) -> TrainConfig:
+        """The training recipe (never ``None`` after construction)."""
+        assert self.train is not None
+        return self.train
 
-    def leakage(self, arm: str = "reversal", secondary: bool = False) -> float:
-        """Probe macro-F1 on ``arm`` minus on random latents (same seed, split and probe)."""
-        scores = self.secondary if secondary else self.primary
-        return scores[arm].macro_f1 - scores["random"].macro_f1
+    @property
+    def judged_probe(self) -> ProbeConfig:
+        """The probe whose leakage the verdict judges: the family's own."""
+        return ProbeConfig(name=JUDGED_PROBE[self.family])  # type: ignore[arg-type]
+
+    @property
+    def probes(self) -> tuple[ProbeConfig, ...]:
+        """Every probe scored: the judged one first, then the other (reported only)."""
+        judged = self.judged_probe
+        other = ProbeConfig(name="mlp" if judged.name == "logistic" else "logistic")
+        return (judged, other)
+
+    def with_family(self, family: str) -> ExperimentConfig:
+        """This config with another adversary family and that family's recipe."""
+        return replace(self, adversary=family, train=None)
 
 
 @dataclass(frozen=True)
@@ -78,69 +111,72 @@ class ExperimentRun:
     curves: dict[str, dict[str, np.ndarray]] = field(repr=False)  # arm -> name -> (S, records)
 
 
-def seed_set(seed: int, n_seeds: int) -> list[int]:
-    """Seed set number ``seed``: ``n_seeds`` consecutive seeds, disjoint from every other set."""
-    return list(range(seed * n_seeds, (seed + 1) * n_seeds))
+Progress = Callable[[str, int, int], None]
 
 
-def score_seed(seed: int, latents: dict[str, np.ndarray], labels: np.ndarray,
-               probe: ProbeConfig, secondary: ProbeConfig | None = None) -> SeedScores:
-    """Score every arm of one seed, adding the random and shuffled baselines.
+class PendingArm(Protocol):
+    """An arm being trained elsewhere (e.g. in a worker process); ``result()`` waits for it and
+    raises if it could not be trained."""
 
-    ``latents`` maps arm name -> (n, d) latents of the same n cells as ``labels``; it must hold
-    ``"reversal"``. The random baseline is Gaussian with the reversal latents' shape, the shuffled
-    one the reversal latents with rows permuted. One split and one probe seed serve every arm.
-    The secondary probe (reported, not judged) scores only the reversal and random arms.
-    """
-    labels = np.asarray(labels).astype(np.int64)
-    rev = np.asarray(latents["reversal"], dtype=np.float64)
-    rng_random = np.random.default_rng(stream_seed(seed, _RANDOM_STREAM))
-    rng_shuffle = np.random.default_rng(stream_seed(seed, _SHUFFLE_STREAM))
-    arms = {arm: np.asarray(z, dtype=np.float64) for arm, z in latents.items()}
-    arms["random"] = rng_random.standard_normal(rev.shape)
-    arms["shuffled"] = rev[rng_shuffle.permutation(len(rev))]
-    split = split_indices(labels, probe.test_fraction, stream_seed(seed, _SPLIT_STREAM) % 2**32)
-    probe_seed = stream_seed(seed, _PROBE_STREAM) % 2**32
-    ordered = [a for a in ARMS if a in arms] + [a for a in arms if a not in ARMS]
-    primary = {a: score_probe(arms[a], labels, split, probe, probe_seed) for a in ordered}
-    second = {}
-    if secondary is not None:
-        second = {a: score_probe(arms[a], labels, split, secondary, probe_seed)
-                  for a in ("reversal", "random")}
-    return SeedScores(seed, primary, second)
+    def result(self) -> TrainedArm: ...
 
 
-def run_experiment(build: Callable[[float], Layer], seeds: Sequence[int],
+def _train(config: ExperimentConfig, data: SimulatedData, seeds: list[int],
+           layer: SeedLayers | None, stage: str, progress: Progress | None) -> TrainedArm:
+    assert isinstance(config.adversary, AdversaryConfig)
+    previous_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        report = (lambda d, t: progress(stage, d, t)) if progress else None
+        return train_arm(data, seeds, model_config=config.model, adversary=config.adversary,
+                         train_config=config.training, layer=layer, progress=report)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def train_control(config: ExperimentConfig, seeds: Sequence[int], *,
+                  progress: Progress | None = None) -> TrainedArm:
+    """The control arm (no layer) for ``seeds``: it depends on nothing but config and seeds, so
+    callers may train it once and pass it to :func:`run_experiment` for many layers."""
+    seeds = [int(s) for s in seeds]
+    return _train(config, simulate_batch(config.simulation, seeds), seeds, None,
+                  "training control", progress)
+
+
+def run_experiment(layer: SeedLayers, seeds: Sequence[int],
                    config: ExperimentConfig | None = None, *, with_control: bool = True,
-                   progress: Callable[[str, int, int], None] | None = None) -> ExperimentRun:
+                   control: TrainedArm | PendingArm | None = None,
+                   progress: Progress | None = None) -> ExperimentRun:
     """Train the reversal (and control) arm for ``seeds`` and score every arm of every seed.
 
-    ``build(alpha)`` returns the layer under test for one training step (see ``training``).
+    ``layer`` says how to build the layer under test and drive its alpha (``training.SeedLayers``).
+    ``control``: an already trained control arm for the same config and seeds
+    (:func:`train_control`), or a future of one (being trained elsewhere while the reversal arm
+    trains here; if it fails, the control is trained here); otherwise it is trained here unless
+    ``with_control`` is false.
     ``progress(stage, done, total)`` is called after every training step and every scored seed.
     Raises ``training.LayerError`` when the layer raises or returns a wrong-shape result.
     """
     config = config or ExperimentConfig()
     seeds = [int(s) for s in seeds]
-    previous_threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
-        data = simulate_batch(config.simulation, seeds)
-        trained = {}
-        for arm, arm_build in (("reversal", build), ("control", None)):
-            if arm == "control" and not with_control:
-                continue
-            report = (lambda d, t, arm=arm: progress(f"training {arm}", d, t)) if progress else None
-            trained[arm] = train_arm(data, seeds, model_config=config.model,
-                                     train_config=config.train, build=arm_build, progress=report)
-    finally:
-        torch.set_num_threads(previous_threads)
+    data = simulate_batch(config.simulation, seeds)
+    trained = {"reversal": _train(config, data, seeds, layer, "training reversal", progress)}
+    if control is not None and not isinstance(control, TrainedArm):
+        try:
+            trained["control"] = control.result()
+        except Exception:  # the worker could not start or died: train the control here
+            trained["control"] = _train(config, data, seeds, None, "training control", progress)
+    elif control is not None:
+        trained["control"] = control
+    elif with_control:
+        trained["control"] = _train(config, data, seeds, None, "training control", progress)
     labels = data.y_probe.numpy()
     latents = {arm: t.latents.numpy() for arm, t in trained.items()}
     scores = []
     for i, seed in enumerate(seeds):
         scores.append(score_seed(seed, {a: z[i] for a, z in latents.items()}, labels[i],
-                                 config.probe, config.secondary_probe))
+                                 config.probes, test_fraction=config.test_fraction))
         if progress:
             progress("probing", i + 1, len(seeds))
     curves = {arm: {k: v.numpy() for k, v in t.curves.items()} for arm, t in trained.items()}

@@ -2,14 +2,16 @@
 
 Loss per seed: mean squared reconstruction error + cross-entropy of the adversary on the latent
 seen through the layer under test (the reversal arm) or directly (the control arm). Two Adam
-optimisers: encoder/decoder/shift at ``lr``, the adversary at ``adversary_lr`` (30x, so the
-adversary keeps up with an encoder that runs away from it). Shuffled mini-batches of
-``batch_size`` cells (each seed its own order; ``None``: full batch), fixed step count.
+optimisers: encoder/decoder/shift at ``lr``, the adversary at ``adversary_lr`` (faster, so the
+adversary keeps up with an encoder that runs away from it), plus ``adversary_steps`` extra
+adversary-only updates per step. Shuffled mini-batches of ``batch_size`` cells (each seed its
+own order; ``None``: full batch), fixed step count.
 
-Alpha schedule (DANN): ``alpha(p) = alpha_max * (2 / (1 + exp(-10 p)) - 1)``, ``p = step / steps``.
-The layer is rebuilt with ``build(alpha)`` at every step (building is cheap, and it works for any
-layer kind: nothing is assumed about where a layer stores alpha). For a layer with a fixed alpha
-the caller passes a ``build`` that ignores alpha and returns the one instance (no schedule).
+The layer under test is trained the way users train it (:class:`SeedLayers`): one instance per
+seed, made once, each seed's latent passed through its own instance on its own (so a layer that
+mixes rows of its input cannot couple seeds), and alpha driven through the layer's own alpha path
+at every step along the DANN schedule ``alpha(p) = alpha_max * (2 / (1 + exp(-10 p)) - 1)``,
+``p = step / steps``. A layer with a fixed alpha is used as is, without schedule.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from grl_props.experiment.data import SimulatedData
-from grl_props.experiment.models import ModelConfig, ReferenceModel, stream_seed
+from grl_props.experiment.models import AdversaryConfig, ModelConfig, ReferenceModel
+from grl_props.seeding import stream_seed
 
-__all__ = ["TrainConfig", "TrainedArm", "LayerError", "alpha_schedule", "train_arm",
-           "train_arm_per_seed"]
+__all__ = ["TrainConfig", "TrainedArm", "LayerError", "MiniBatches", "SeedLayers", "alpha_schedule",
+           "train_arm", "train_arm_per_seed"]
 
 Layer = Callable[[Tensor], Tensor]
 Progress = Callable[[int, int], None]
@@ -52,6 +55,8 @@ class TrainConfig:
     adversary_lr: float = 3e-2
     alpha_max: float = 1.0
     adversary_weight: float = 1.0
+    #: Extra adversary-only updates per step (on the same mini-batch, latents detached).
+    adversary_steps: int = 0
     record_every: int = 10
 
     def __post_init__(self) -> None:
@@ -59,6 +64,8 @@ class TrainConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None (full batch), got {self.batch_size}")
+        if self.adversary_steps < 0:
+            raise ValueError(f"adversary_steps must be >= 0, got {self.adversary_steps}")
 
 
 @dataclass(frozen=True)
@@ -79,9 +86,23 @@ def alpha_schedule(step: int, steps: int, alpha_max: float) -> float:
     return alpha_max * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
 
 
-def _through_layer(build: Callable[[float], Layer], alpha: float, z: Tensor) -> Tensor:
+@dataclass(frozen=True)
+class SeedLayers:
+    """How training gets the layer under test: ``make(alpha)`` builds one instance at ``alpha``
+    (called once per seed, at the schedule's first alpha); ``set_alpha(layer, alpha)`` moves an
+    instance to ``alpha`` through the layer's own alpha path and returns the instance to use
+    from then on (the same one, unless the layer has no alpha path and is rebuilt);
+    ``set_alpha=None``: a fixed alpha, no schedule. ``scale`` multiplies the schedule (the
+    layer's own default alpha)."""
+
+    make: Callable[[float], Layer]
+    set_alpha: Callable[[Layer, float], Layer] | None = None
+    scale: float = 1.0
+
+
+def _call_layer(layer: Layer, z: Tensor) -> Tensor:
     try:
-        out = build(alpha)(z)
+        out = layer(z)
     except Exception as exc:
         raise LayerError(f"raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(out, Tensor) or out.shape != z.shape or out.dtype != z.dtype:
@@ -92,11 +113,11 @@ def _through_layer(build: Callable[[float], Layer], alpha: float, z: Tensor) -> 
     return out
 
 
-# Random stream of one seed (see ``models.stream_seed``) that orders the mini-batches.
+# Random stream of one seed (``seeding.stream_seed``) that orders the mini-batches.
 _BATCH_STREAM = 6
 
 
-class _MiniBatches:
+class MiniBatches:
     """Per-seed shuffled mini-batches: every epoch, each seed draws its own permutation.
 
     Each seed's order comes from its own generator, so seed ``s`` sees the same batches whether
@@ -118,25 +139,35 @@ class _MiniBatches:
         return self.order[:, k * self.size:(k + 1) * self.size]
 
 
+def _through_layers(layers: list[Layer], z: Tensor) -> Tensor:
+    """Each seed's slice of ``z`` (S, n, k) through that seed's own instance."""
+    return torch.stack([_call_layer(layer, z_seed) for layer, z_seed in zip(layers, z, strict=True)])
+
+
 def train_arm(data: SimulatedData, seeds: list[int], *, model_config: ModelConfig,
-              train_config: TrainConfig, build: Callable[[float], Layer] | None,
+              train_config: TrainConfig, layer: SeedLayers | None,
+              adversary: AdversaryConfig | None = None,
               progress: Progress | None = None) -> TrainedArm:
-    """Train every seed of one arm as one batched model; ``build=None`` is the control arm.
+    """Train every seed of one arm as one batched model; ``layer=None`` is the control arm.
 
     ``data`` tensors carry the seed axis (``simulate_batch``). Raises :class:`LayerError` when the
-    layer under test raises (forward or backward) or returns a tensor of the wrong shape.
+    layer under test raises (when built, when alpha is set, in forward or in backward) or returns
+    a tensor of the wrong shape.
     """
     x_all, y_all = data.x, data.y
     n, d = x_all.shape[1], x_all.shape[2]
     batches = None
     if train_config.batch_size is not None and train_config.batch_size < n:
-        batches = _MiniBatches(seeds, n, train_config.batch_size)
+        batches = MiniBatches(seeds, n, train_config.batch_size)
     x, y = x_all, y_all  # full batch, unless mini-batches replace them at every step
     n_classes = int(max(data.y.max(), data.y_probe.max())) + 1
-    model = ReferenceModel(seeds, d, n_classes, model_config)
+    model = ReferenceModel(seeds, d, n_classes, model_config, adversary)
     opt_main = torch.optim.Adam(model.main_parameters(), lr=train_config.lr)
     opt_adv = torch.optim.Adam(model.adversary.parameters(), lr=train_config.adversary_lr)
     steps = train_config.steps
+    alpha_max = train_config.alpha_max * (layer.scale if layer is not None else 1.0)
+    instances = [] if layer is None else _start_layers(layer, len(seeds),
+                                                       alpha_schedule(0, steps, alpha_max))
     records: dict[str, list[Tensor]] = {"reconstruction": [], "adversary": []}
     for step in range(steps):
         if batches is not None:
@@ -144,10 +175,17 @@ def train_arm(data: SimulatedData, seeds: list[int], *, model_config: ModelConfi
             x = torch.gather(x_all, 1, idx.unsqueeze(-1).expand(-1, -1, d))
             y = torch.gather(y_all, 1, idx)
         z = model.encode(x)
-        if build is None:
+        for _ in range(train_config.adversary_steps):
+            extra = F.cross_entropy(model.adversary(z.detach()).transpose(1, 2), y)
+            opt_adv.zero_grad(set_to_none=True)
+            (extra * len(seeds)).backward()  # mean over seeds x cells; x S: per-seed mean
+            opt_adv.step()
+        if layer is None:
             z_adv = z
         else:
-            z_adv = _through_layer(build, alpha_schedule(step, steps, train_config.alpha_max), z)
+            if layer.set_alpha is not None and step > 0:
+                instances = _set_alpha(layer, instances, alpha_schedule(step, steps, alpha_max))
+            z_adv = _through_layers(instances, z)
         recon = ((model.decode(z, y) - x) ** 2).mean(dim=(1, 2))                      # (S,)
         logits = model.adversary(z_adv)
         ce = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1)  # (S,)
@@ -168,6 +206,21 @@ def train_arm(data: SimulatedData, seeds: list[int], *, model_config: ModelConfi
     with torch.no_grad():
         latents = model.encode(data.x_probe)
     return TrainedArm(latents, {k: torch.stack(v, dim=1) for k, v in records.items()})
+
+
+def _start_layers(layer: SeedLayers, n: int, alpha: float) -> list[Layer]:
+    try:
+        return [layer.make(alpha) for _ in range(n)]
+    except Exception as exc:
+        raise LayerError(f"raised {type(exc).__name__} when built: {exc}") from exc
+
+
+def _set_alpha(layer: SeedLayers, instances: list[Layer], alpha: float) -> list[Layer]:
+    assert layer.set_alpha is not None
+    try:
+        return [layer.set_alpha(instance, alpha) for instance in instances]
+    except Exception as exc:
+        raise LayerError(f"raised {type(exc).__name__} when its alpha was set: {exc}") from exc
 
 
 def train_arm_per_seed(data: SimulatedData, seeds: list[int], **kwargs) -> TrainedArm:

@@ -2,15 +2,23 @@
 
 A property is one function in one module of this package, registered with :func:`register`::
 
-    @register("core", "forward returns the input bit for bit", given={"case": gs.tensor_cases()})
+    @register("core", "forward returns the input bit for bit", given={"case": gs.tensor_cases()},
+              remedy="Return x.clone() from forward and change nothing on the way.")
     def forward_identity(layer: LayerUnderTest, case: TensorCase) -> None:
         ...  # raise AssertionError with a precise message when the layer breaks it
 
 ``given`` maps argument names to Hypothesis strategies (omit it for a check run once);
 ``examples`` lists explicit draws (dicts of the same names) run first at every seed, so a bug
 confined to one dtype is caught whatever the seed;
-``requires`` names preconditions (:data:`REQUIREMENTS`) that, when unmet, skip with a reason.
+``requires`` names preconditions (:data:`REQUIREMENTS`) that, when unmet, skip with a reason;
+``remedy`` is one sentence telling the layer's author what to change when the property fails
+(shown under every failure; every registered property has one).
 A check may also raise :class:`Skip`. The order of :data:`FAMILIES` and of registration fixes display order.
+
+Every skip has a kind (:data:`SKIP_KINDS`), so that results can count apart what was not checked
+for which reason: ``not_claimed`` (the layer does not claim the support the property checks),
+``needs_cuda`` (no CUDA device here) and ``not_applicable`` (the property does not apply to this
+kind of layer, e.g. a function has no ``state_dict``).
 """
 
 from __future__ import annotations
@@ -24,28 +32,58 @@ from hypothesis.strategies import SearchStrategy
 
 from grl_props.adapters import LayerUnderTest
 
-__all__ = ["REQUIREMENTS", "TIERS", "Property", "Skip", "all_properties", "get", "register"]
+__all__ = ["REQUIREMENTS", "SKIP_KINDS", "TIERS", "Property", "Skip", "SkipKind", "all_properties",
+           "get", "register"]
 
 Tier = Literal["core", "compat", "hygiene"]
 TIERS: tuple[Tier, ...] = ("core", "compat", "hygiene")
+
+SkipKind = Literal["not_claimed", "needs_cuda", "not_applicable"]
+SKIP_KINDS: tuple[SkipKind, ...] = ("not_claimed", "needs_cuda", "not_applicable")
 
 
 class Skip(Exception):
     """Raised by a check that does not apply to this layer; the message is the reason."""
 
+    def __init__(self, reason: str, kind: SkipKind = "not_applicable") -> None:
+        super().__init__(reason)
+        self.kind: SkipKind = kind
 
-#: Preconditions a property may require: name → (test on the layer, reason when unmet).
-REQUIREMENTS: dict[str, tuple[Callable[[LayerUnderTest], bool], str]] = {
+
+def _cuda_available(layer: LayerUnderTest) -> bool:
+    import torch
+
+    return torch.cuda.is_available()  # asked where the property runs (a child process), not before
+
+
+def _claim_requirement(claim: str, support: str) -> tuple[Callable[[LayerUnderTest], bool], str, SkipKind]:
+    return (
+        lambda layer: claim in layer.claims,
+        f"not claimed: the layer does not claim {support} support (claim it with "
+        f"__grl_props_claims__ = ({claim!r},) on the layer, or --claim {claim})",
+        "not_claimed",
+    )
+
+
+#: Preconditions a property may require: name → (test on the layer, reason when unmet, skip kind).
+REQUIREMENTS: dict[str, tuple[Callable[[LayerUnderTest], bool], str, SkipKind]] = {
     "any_alpha": (
         lambda layer: layer.any_alpha,
         "the layer is an instance with a fixed alpha; this property needs other alphas",
+        "not_applicable",
     ),
+    "cuda": (_cuda_available, "needs CUDA: this machine has no CUDA device", "needs_cuda"),
+    "claims_torchscript": _claim_requirement("torchscript", "TorchScript (torch.jit.script)"),
+    "claims_torch_export": _claim_requirement("torch_export", "torch.export"),
 }
 
 
 @dataclass(frozen=True)
 class Property:
-    """A named invariant: ``check(layer, **drawn)`` raises ``AssertionError`` when it is broken."""
+    """A named invariant: ``check(layer, **drawn)`` raises ``AssertionError`` when it is broken.
+
+    ``remedy``: one sentence, what to change in the layer when the property fails.
+    """
 
     name: str
     tier: Tier
@@ -54,13 +92,14 @@ class Property:
     given: Mapping[str, SearchStrategy[Any]] = field(default_factory=dict)
     requires: tuple[str, ...] = ()
     examples: tuple[Mapping[str, Any], ...] = ()
+    remedy: str = ""
 
-    def skip_reason(self, layer: LayerUnderTest) -> str | None:
-        """Why this property does not apply to ``layer``, or ``None``."""
+    def skip_reason(self, layer: LayerUnderTest) -> tuple[str, SkipKind] | None:
+        """Why this property does not apply to ``layer`` and the kind of skip, or ``None``."""
         for requirement in self.requires:
-            holds, reason = REQUIREMENTS[requirement]
+            holds, reason, kind = REQUIREMENTS[requirement]
             if not holds(layer):
-                return reason
+                return reason, kind
         return None
 
 
@@ -68,9 +107,10 @@ _REGISTRY: dict[str, Property] = {}
 
 
 def register(tier: Tier, description: str, *, given: Mapping[str, SearchStrategy[Any]] | None = None,
-             requires: tuple[str, ...] = (), examples: tuple[Mapping[str, Any], ...] = ()
-             ) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Register the decorated check as a property named after the function."""
+             requires: tuple[str, ...] = (), examples: tuple[Mapping[str, Any], ...] = (),
+             remedy: str = "") -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register the decorated check as a property named after the function; ``remedy`` says in
+    one sentence what to change in a layer that fails it (``tests/properties`` requires one)."""
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
     unknown = set(requires) - set(REQUIREMENTS)
@@ -85,7 +125,7 @@ def register(tier: Tier, description: str, *, given: Mapping[str, SearchStrategy
                              f"{check.__module__}")
         # the same module imported again (pytester restores sys.modules) re-registers in place
         _REGISTRY[name] = Property(name, tier, description, check, dict(given or {}), requires,
-                                   tuple(examples))
+                                   tuple(examples), remedy)
         return check
 
     return decorate

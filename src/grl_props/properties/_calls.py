@@ -66,3 +66,36 @@ def exact_product(v: Tensor, alpha: float) -> bool:
 def grad_capable(x: Tensor) -> bool:
     """Whether ``x``'s dtype can require grad."""
     return x.is_floating_point() or x.is_complex()
+
+
+def ratio_note(got: Tensor, reference: Tensor, expected: float, *, of: str = "gradient ÷ v") -> str:
+    """One line saying how ``got`` relates to ``reference`` elementwise, for a failure message:
+    ``gradient ÷ v on 8 ordinary elements: +0.3 (expected -0.3)``, or ``ranges from -1 to +1``.
+
+    Only ordinary elements count (finite, nonzero ``reference`` well inside the dtype's range,
+    finite ``got``), so a lost sign, an ignored or rounded alpha reads off directly; ``""`` when
+    there is none or the tensors are complex.
+    """
+    if got.is_complex() or reference.is_complex() or got.shape != reference.shape:
+        return ""
+    if not (reference.is_floating_point() and got.is_floating_point()):
+        return ""
+    info = torch.finfo(reference.dtype)
+    g, r = got.detach().cpu().to(torch.float64), reference.detach().cpu().to(torch.float64)
+    ordinary = (torch.isfinite(g) & torch.isfinite(r) & (r.abs() >= info.tiny * 2.0**12)
+                & (r.abs() <= info.max * 2.0**-12))
+    if not bool(ordinary.any()):
+        return ""
+    ratios = g[ordinary] / r[ordinary]
+    low, high = float(ratios.min()), float(ratios.max())
+    if high - low <= 1e-4 * max(abs(low), abs(high)):
+        found = f"{float(ratios.median()):+.5g}"
+    else:
+        found = f"ranges from {low:+.5g} to {high:+.5g}"
+    count = int(ordinary.sum())
+    return f"{of} on {count} ordinary element{'s' if count != 1 else ''}: {found} (expected {expected:+.5g})"
+
+
+def with_note(exc: AssertionError, note: str) -> AssertionError:
+    """``exc`` with ``note`` as a last line (Hypothesis adds the counterexample after it)."""
+    return AssertionError(f"{exc}\n{note}" if note else str(exc))

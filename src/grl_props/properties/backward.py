@@ -10,7 +10,14 @@ from grl_props import strategies as gs
 from grl_props.adapters import LayerUnderTest
 from grl_props.compare import assert_values_close
 from grl_props.properties import register
-from grl_props.properties._calls import exact_product, expected_vjp, forward, vjp
+from grl_props.properties._calls import (
+    exact_product,
+    expected_vjp,
+    forward,
+    ratio_note,
+    vjp,
+    with_note,
+)
 
 _NONZERO_SHAPES = gs.shapes(allow_empty=False)
 _REAL = gs.dtypes(complex=False)
@@ -24,6 +31,8 @@ _ORDINARY_ALPHAS = gs.alphas(max_magnitude=1e4, min_magnitude=1e-4)
     given={"case": gs.vjp_cases(alpha=gs.alphas(as_tensor=st.booleans()))},
     examples=tuple({"case": gs.typical_vjp_case(d, a)}
                    for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES for a in (0.3, 2.0)),
+    remedy=("Return grad * -alpha from backward, in the gradient's own dtype, with alpha kept as "
+            "a Python float or float64 (not rounded, negated twice, clipped or nan_to_num'd)."),
 )
 def vjp_is_negative_alpha_v(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     alpha = case.alpha.value if layer.any_alpha else layer.default_alpha
@@ -32,13 +41,14 @@ def vjp_is_negative_alpha_v(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     got = vjp(fn, case.x.tensor, v)
     what = f"VJP(v) with alpha={alpha!r}"
     try:
-        assert_values_close(got, expected_vjp(v, alpha), what=what, exact=exact_product(v, alpha))
-    except AssertionError:
+        assert_values_close(got, expected_vjp(v, alpha), what=what, exact=exact_product(v, alpha),
+                            inputs={"x": case.x.tensor, "v": v, "alpha": alpha})
+    except AssertionError as exc:
         # Alpha held in float32 (pytorch-revgrad, CellCap) is accepted: its rounding can tip a
         # product near the dtype's maximum into overflow. Anything else fails as first reported.
         alpha32 = float(torch.tensor(alpha, dtype=torch.float32))
         if alpha32 == alpha or not _matches(got, expected_vjp(v, alpha32), what, alpha32, v):
-            raise
+            raise with_note(exc, ratio_note(got, v, -alpha)) from None
 
 
 def _matches(got: torch.Tensor, expected: torch.Tensor, what: str, alpha: float,
@@ -56,6 +66,8 @@ def _matches(got: torch.Tensor, expected: torch.Tensor, what: str, alpha: float,
     given={"x": gs.tensor_cases(shape=_NONZERO_SHAPES, dtype=torch.float64, finite=True),
            "scales": st.tuples(st.sampled_from([1.0, -1.0, 0.5, 3.0]), st.sampled_from([1.0, -2.0, 0.25])),
            "alpha": _ORDINARY_ALPHAS},
+    remedy=("Make backward the plain product grad * -alpha, with no clipping, clamping or other "
+            "step that depends on the gradient's values."),
 )
 def vjp_linear_in_v(layer: LayerUnderTest, x: gs.TensorCase, scales: tuple[float, float],
                     alpha: gs.AlphaCase) -> None:
@@ -73,13 +85,16 @@ def vjp_linear_in_v(layer: LayerUnderTest, x: gs.TensorCase, scales: tuple[float
     given={"x": gs.tensor_cases(shape=_NONZERO_SHAPES, dtype=torch.float64, finite=True),
            "first": _ORDINARY_ALPHAS, "second": _ORDINARY_ALPHAS},
     requires=("any_alpha",),
+    remedy=("Multiply the gradient by -alpha exactly once, with alpha as given (not squared, "
+            "truncated by int() or ignored)."),
 )
 def vjp_linear_in_alpha(layer: LayerUnderTest, x: gs.TensorCase, first: gs.AlphaCase,
                         second: gs.AlphaCase) -> None:
     a1, a2 = first.value, second.value
     v = _upstream(x.shape)
     total = vjp(layer.build(a1 + a2), x.tensor, v)
-    parts = vjp(layer.build(a1), x.tensor, v) + vjp(layer.build(a2), x.tensor, v)
+    first_part, second_part = vjp(layer.build(a1), x.tensor, v), vjp(layer.build(a2), x.tensor, v)
+    parts = first_part + second_part
     # Alpha may be held in float32 (pytorch-revgrad and CellCap do): allow its rounding.
     bound = 2.0**-23 * (abs(a1) + abs(a2) + abs(a1 + a2)) * v.abs()
     excess = (total - parts).abs() - bound
@@ -88,6 +103,9 @@ def vjp_linear_in_alpha(layer: LayerUnderTest, x: gs.TensorCase, first: gs.Alpha
         raise AssertionError(
             f"VJP at alpha {a1!r} + {a2!r} differs from the sum of the VJPs by more than float32 "
             f"rounding of alpha: {total[index].item()!r} vs {parts[index].item()!r} at index {index}"
+            + "".join(f"\nat alpha {a!r}: {note}" for a, note in (
+                (a1 + a2, ratio_note(total, v, -(a1 + a2))), (a1, ratio_note(first_part, v, -a1)),
+                (a2, ratio_note(second_part, v, -a2))) if note)
         )
 
 
@@ -103,10 +121,16 @@ def _upstream(shape: tuple[int, ...], salt: int = 0) -> torch.Tensor:
     given={"case": gs.vjp_cases(alpha=st.just(gs.AlphaCase(0.0)))},
     requires=("any_alpha",),
     examples=tuple({"case": gs.typical_vjp_case(d, 0.0)} for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES),
+    remedy=("Return grad * -alpha from backward for every alpha, including 0: never None, -grad "
+            "or a skipped reversal."),
 )
 def zero_alpha_gives_zero_gradient(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     got = vjp(layer.build(0.0), case.x.tensor, case.v.tensor)
-    assert_values_close(got, torch.zeros_like(case.v.tensor), what="the gradient at alpha=0", exact=True)
+    try:
+        assert_values_close(got, torch.zeros_like(case.v.tensor), what="the gradient at alpha=0",
+                            exact=True, inputs={"x": case.x.tensor, "v": case.v.tensor, "alpha": 0.0})
+    except AssertionError as exc:
+        raise with_note(exc, ratio_note(got, case.v.tensor, 0.0)) from None
 
 
 @register(
@@ -115,6 +139,8 @@ def zero_alpha_gives_zero_gradient(layer: LayerUnderTest, case: gs.VJPCase) -> N
     # Ordinary alphas: an alpha outside the dtype's range (1e-308 in float32) is rounded to 0 by
     # any float32 arithmetic, and inf·0 is NaN; that is arithmetic, not composition.
     given={"case": gs.vjp_cases(dtype=_REAL, alpha=_ORDINARY_ALPHAS), "second": _ORDINARY_ALPHAS},
+    remedy=("Reverse every input the same way: do not look at x.grad_fn or skip inputs that "
+            "already passed through a reversal."),
 )
 def composition(layer: LayerUnderTest, case: gs.VJPCase, second: gs.AlphaCase) -> None:
     a1 = case.alpha.value if layer.any_alpha else layer.default_alpha
@@ -130,13 +156,19 @@ def composition(layer: LayerUnderTest, case: gs.VJPCase, second: gs.AlphaCase) -
     between = expected_vjp(v, a2)
     expected = expected_vjp(between, a1)
     exact = exact_product(v, a2) and exact_product(between, a1)
-    assert_values_close(got, expected, what=f"VJP through alpha={a1!r} then alpha={a2!r}", exact=exact)
+    try:
+        assert_values_close(got, expected, what=f"VJP through alpha={a1!r} then alpha={a2!r}",
+                            exact=exact, inputs={"v": v, "alpha1": a1, "alpha2": a2})
+    except AssertionError as exc:
+        raise with_note(exc, ratio_note(got, v, a1 * a2)) from None
 
 
 @register(
     "core",
     "calling the same instance again on the same input gives the same output and gradient",
     given={"case": gs.vjp_cases(dtype=_REAL)},
+    remedy=("Keep forward free of side effects on alpha: move warm-start counters and decay out "
+            "of forward into the training loop, which sets alpha between steps."),
 )
 def repeatable(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     fn = layer.build(case.alpha.value if layer.any_alpha else None)
@@ -152,6 +184,9 @@ def repeatable(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     "parameters exactly -alpha times the gradients without the layer",
     given={"batch": st.integers(1, 5), "width": st.integers(1, 6), "alpha": _ORDINARY_ALPHAS,
            "seed": st.integers(0, 2**16)},
+    remedy=("Pass the activation through unchanged in forward and return grad * -alpha from "
+            "backward, so that layers before it get -alpha times their usual gradients and layers"
+            " after it their usual ones."),
 )
 def model_gradients(layer: LayerUnderTest, batch: int, width: int, alpha: gs.AlphaCase,
                     seed: int) -> None:
@@ -180,4 +215,10 @@ def model_gradients(layer: LayerUnderTest, batch: int, width: int, alpha: gs.Alp
         if name.startswith("head"):
             assert_values_close(g_rev, g_plain, what=f"{name}'s gradient", exact=True)
         else:
-            assert_values_close(g_rev, -a * g_plain, what=f"{name}'s gradient (alpha={a!r})")
+            try:
+                assert_values_close(g_rev, -a * g_plain, what=f"{name}'s gradient (alpha={a!r})",
+                                    inputs={"alpha": a})
+            except AssertionError as exc:
+                note = ratio_note(g_rev, g_plain, -a, of=f"{name}'s gradient ÷ its gradient "
+                                  "without the layer")
+                raise with_note(exc, note) from None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,7 +12,7 @@ from torch import Tensor, nn
 from grl_props.adapters import BoundFunction, LayerUnderTest, set_alpha
 from grl_props.compare import assert_identical, assert_values_close, require_tensor
 from grl_props.properties import Skip, register
-from grl_props.properties._calls import expected_vjp, forward, leaf, vjp
+from grl_props.properties._calls import expected_vjp, forward, leaf, ratio_note, vjp, with_note
 
 _ALPHA = 0.75
 _ALPHAS_FOR_RECOMPILES = (0.75, 0.5, 1.5, 2.25, 0.1)
@@ -46,16 +44,30 @@ def _supported(feature: str) -> Iterator[None]:
         raise AssertionError(f"{feature} raised {type(exc).__name__}: {first}") from None
 
 
-@register("compat", "torch.func.grad gives -alpha·v")
+@register("compat", "torch.func.grad gives -alpha·v",
+          remedy=("Write the reversal as a new-style torch.autograd.Function (forward(x, alpha) "
+                  "without ctx, a setup_context staticmethod, generate_vmap_rule = True) instead "
+                  "of an old-style Function or a torch.library op with register_autograd."))
 def func_grad(layer: LayerUnderTest) -> None:
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
     x, v = _inputs()
     with _supported("torch.func.grad"):
         got = torch.func.grad(lambda t: (fn(t) * v).sum())(x)
-    assert_values_close(got, expected_vjp(v, alpha), what="torch.func.grad's gradient")
+    _close_to_reversal(got, v, alpha, what="torch.func.grad's gradient")
 
 
-@register("compat", "torch.func.vjp returns the input and pulls v back to -alpha·v")
+def _close_to_reversal(got: Tensor, v: Tensor, alpha: float, *, what: str,
+                       of: str = "gradient ÷ v") -> None:
+    try:
+        assert_values_close(got, expected_vjp(v, alpha), what=what)
+    except AssertionError as exc:
+        raise with_note(exc, ratio_note(got, v, -alpha, of=of)) from None
+
+
+@register("compat", "torch.func.vjp returns the input and pulls v back to -alpha·v",
+          remedy=("Write the reversal as a new-style torch.autograd.Function (forward(x, alpha) "
+                  "without ctx, a setup_context staticmethod, generate_vmap_rule = True) instead "
+                  "of an old-style Function or a torch.library op with register_autograd."))
 def func_vjp(layer: LayerUnderTest) -> None:
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
     x, v = _inputs()
@@ -63,10 +75,13 @@ def func_vjp(layer: LayerUnderTest) -> None:
         out, pull, *_ = torch.func.vjp(fn, x)
         (got,) = pull(v)
     assert_identical(out, x, what="torch.func.vjp's primal output")
-    assert_values_close(got, expected_vjp(v, alpha), what="torch.func.vjp's cotangent")
+    _close_to_reversal(got, v, alpha, what="torch.func.vjp's cotangent")
 
 
-@register("compat", "torch.func.vmap over a batch is the identity, and vmap(grad) gives -alpha")
+@register("compat", "torch.func.vmap over a batch is the identity, and vmap(grad) gives -alpha",
+          remedy=("Set generate_vmap_rule = True on a new-style torch.autograd.Function "
+                  "(forward(x, alpha) without ctx, a setup_context staticmethod), or give it a "
+                  "vmap staticmethod."))
 def func_vmap(layer: LayerUnderTest) -> None:
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
     xs, _ = _inputs((4, 3))
@@ -79,14 +94,16 @@ def func_vmap(layer: LayerUnderTest) -> None:
 
 
 @register("compat", "torch.func.jvp returns the input and the tangent -alpha·t (the transpose of "
-          "the VJP)")
+          "the VJP)",
+          remedy=("Give a new-style torch.autograd.Function (forward without ctx, a setup_context"
+                  " staticmethod) a jvp staticmethod that returns -alpha * x_tangent."))
 def func_jvp(layer: LayerUnderTest) -> None:
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
     x, t = _inputs()
     with _supported("torch.func.jvp"):
         out, tangent, *_ = torch.func.jvp(fn, (x,), (t,))
     assert_identical(out, x, what="torch.func.jvp's primal output")
-    assert_values_close(tangent, expected_vjp(t, alpha), what="torch.func.jvp's tangent")
+    _close_to_reversal(tangent, t, alpha, what="torch.func.jvp's tangent", of="tangent ÷ t")
 
 
 def _compiled_steps(layer: LayerUnderTest, backend: str) -> Callable[[float], Callable[[Tensor], Tensor]]:
@@ -152,37 +169,59 @@ def _check_compile(layer: LayerUnderTest, backend: str) -> None:
 
 
 @register("compat", "torch.compile(fullgraph=True, backend='aot_eager') matches eager, "
-          f"at most {MAX_COMPILES} compiles over 5 alphas")
+          f"at most {MAX_COMPILES} compiles over 5 alphas",
+          remedy=("Pass alpha to the Function as a tensor buffer, never as a Python float or "
+                  "through float()/.item() (specialised per value, or a graph break), and call a "
+                  "twin Function without a custom jvp while torch.compiler.is_compiling()."))
 def compile_aot_eager(layer: LayerUnderTest) -> None:
     _check_compile(layer, "aot_eager")
 
 
 @register("compat", "torch.compile(fullgraph=True, backend='inductor') matches eager, "
-          f"at most {MAX_COMPILES} compiles over 5 alphas")
+          f"at most {MAX_COMPILES} compiles over 5 alphas",
+          remedy=("Pass alpha to the Function as a tensor buffer, never as a Python float or "
+                  "through float()/.item() (specialised per value, or a graph break), and call a "
+                  "twin Function without a custom jvp while torch.compiler.is_compiling()."))
 def compile_inductor(layer: LayerUnderTest) -> None:
     _check_compile(layer, "inductor")
 
 
-@register("compat", "under autocast (bf16 on cpu, fp16 on cuda) forward is the identity on the "
-          "autocast activation and the gradient is -alpha·v in its dtype")
-def autocast(layer: LayerUnderTest) -> None:
+def _check_autocast(layer: LayerUnderTest, device: str, dtype: torch.dtype) -> None:
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
-    cases = [("cpu", torch.bfloat16)] + ([("cuda", torch.float16)] if torch.cuda.is_available() else [])
-    for device, dtype in cases:
-        torch.manual_seed(0)
-        linear = nn.Linear(4, 4).to(device)
-        x = torch.randn(3, 4, device=device)
-        with _supported(f"autocast({device}, {dtype})"), torch.autocast(device, dtype=dtype):
-            z = linear(x)
-            out = forward(fn, z)
-            v = torch.randn_like(z)
-            (got,) = torch.autograd.grad(out, z, v)
-        assert_identical(out, z, what=f"the output under autocast({device}, {dtype})")
-        assert_values_close(got, expected_vjp(v, alpha), what=f"the gradient under autocast({device})")
+    if isinstance(fn, nn.Module):
+        fn = fn.to(device)
+    torch.manual_seed(0)
+    linear = nn.Linear(4, 4).to(device)
+    x = torch.randn(3, 4, device=device)
+    with _supported(f"autocast({device}, {dtype})"), torch.autocast(device, dtype=dtype):
+        z = linear(x)
+        out = forward(fn, z)
+        v = torch.randn_like(z)
+        (got,) = torch.autograd.grad(out, z, v)
+    assert_identical(out, z, what=f"the output under autocast({device}, {dtype})")
+    assert_values_close(got, expected_vjp(v, alpha), what=f"the gradient under autocast({device})")
+
+
+@register("compat", "under CPU autocast (bfloat16) forward is the identity on the autocast "
+          "activation and the gradient is -alpha·v in its dtype",
+          remedy=("Do not cast inside the layer (no custom_fwd(cast_inputs=...)): return the "
+                  "activation in the dtype autocast gave it."))
+def autocast(layer: LayerUnderTest) -> None:
+    _check_autocast(layer, "cpu", torch.bfloat16)
+
+
+@register("compat", "under CUDA autocast (float16) forward is the identity on the autocast "
+          "activation and the gradient is -alpha·v in its dtype", requires=("cuda",),
+          remedy=("Do not cast inside the layer (no custom_fwd(cast_inputs=...)): return the "
+                  "activation in the dtype autocast gave it."))
+def autocast_cuda(layer: LayerUnderTest) -> None:
+    _check_autocast(layer, "cuda", torch.float16)
 
 
 @register("compat", "a GradScaler round trip (scale, backward, unscale) gives -alpha times the "
-          "unscaled gradient")
+          "unscaled gradient",
+          remedy=("Do not clip or clamp the gradient inside the layer (under GradScaler it sees "
+                  "scaled gradients); clip in the training loop after scaler.unscale_()."))
 def gradscaler_roundtrip(layer: LayerUnderTest) -> None:
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
     x, v = (t.float() for t in _inputs())
@@ -195,13 +234,16 @@ def gradscaler_roundtrip(layer: LayerUnderTest) -> None:
         scaler.unscale_(optimizer)
     if weight.grad is None:
         raise AssertionError("no gradient reached the parameter")
-    assert_values_close(weight.grad, expected_vjp(v * x, alpha), what="the unscaled gradient")
+    _close_to_reversal(weight.grad, v * x, alpha, what="the unscaled gradient",
+                       of="the unscaled gradient ÷ its upstream gradient")
 
 
 @register("compat", "double backward: gradcheck and gradgradcheck of the VJP map (x, v) ↦ "
-          "VJP(v) in float64")
+          "VJP(v) in float64",
+          remedy=("Drop @once_differentiable and compute backward with differentiable torch ops "
+                  "(grad * -alpha)."))
 def double_backward(layer: LayerUnderTest) -> None:
-    fn = layer.build(_alpha(layer))
+    fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
     x, v = (leaf(t) for t in _inputs((4,)))
 
     def vjp_map(x_: Tensor, v_: Tensor) -> Tensor:
@@ -209,6 +251,14 @@ def double_backward(layer: LayerUnderTest) -> None:
         (grad,) = torch.autograd.grad(out, x_, v_, create_graph=True)
         return grad
 
+    with _supported("differentiating the VJP (double backward)"):
+        (by_v,) = torch.autograd.grad(vjp_map(x, v).sum(), v, allow_unused=True)
+    if by_v is None or not bool((by_v == -alpha).all()):
+        found = "None" if by_v is None else str(by_v.tolist())
+        raise AssertionError(
+            f"the derivative of VJP(v) with respect to v is {found}, expected {-alpha} everywhere: "
+            "the layer's backward is not differentiable (as with @once_differentiable), so double "
+            "backward loses the gradient")
     with _supported("gradcheck of the VJP map"):
         torch.autograd.gradcheck(vjp_map, (x, v))
     with _supported("gradgradcheck of the VJP map"):
@@ -232,7 +282,10 @@ def _custom_ops(fn: Callable[[Tensor], Any], x: Tensor) -> list[tuple[Any, tuple
     return found
 
 
-@register("compat", "torch.library.opcheck passes for every custom operator the layer calls")
+@register("compat", "torch.library.opcheck passes for every custom operator the layer calls",
+          remedy=("Register a fake implementation for the custom op (@op.register_fake returning "
+                  "torch.empty_like(x)) and return a fresh tensor from it, not an alias of the "
+                  "input."))
 def opcheck(layer: LayerUnderTest) -> None:
     fn = layer.build(_alpha(layer))
     x, _ = _inputs()
@@ -249,22 +302,11 @@ def opcheck(layer: LayerUnderTest) -> None:
             raise AssertionError(f"opcheck({op}) failed: {first}") from None
 
 
-def _claims(layer: LayerUnderTest, *words: str) -> bool:
-    """Whether the layer's documentation (its own or its module's) mentions one of ``words``."""
-    obj = layer.obj if isinstance(layer.obj, type) or callable(layer.obj) else type(layer.obj)
-    texts = [inspect.getdoc(obj) or ""]
-    module = sys.modules.get(getattr(obj, "__module__", "") or "")
-    if module is not None:
-        texts.append(inspect.getdoc(module) or "")
-    text = "\n".join(texts).lower()
-    return any(word.lower() in text for word in words)
-
-
 @register("compat", "torch.jit.script works and keeps the reversal, where the layer claims "
-          "TorchScript support")
+          "TorchScript support", requires=("claims_torchscript",),
+          remedy=("Reverse with a torch.autograd.Function called from forward instead of a tensor"
+                  " hook or lambda, or stop claiming TorchScript support."))
 def torchscript(layer: LayerUnderTest) -> None:
-    if not _claims(layer, "torchscript", "torch.jit"):
-        raise Skip("the layer does not claim TorchScript support")
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
     target = fn.fn if isinstance(fn, BoundFunction) else fn
     with _supported("torch.jit.script"):
@@ -277,10 +319,10 @@ def torchscript(layer: LayerUnderTest) -> None:
 
 
 @register("compat", "torch.export exports the layer and the exported program is the identity, "
-          "where the layer claims export support")
+          "where the layer claims export support", requires=("claims_torch_export",),
+          remedy=("Apply the reversal unconditionally: do not branch on tensor values (if "
+                  "bool(...)) in forward, or stop claiming torch.export support."))
 def torch_export(layer: LayerUnderTest) -> None:
-    if not _claims(layer, "torch.export"):
-        raise Skip("the layer does not claim torch.export support")
     fn = layer.build(_alpha(layer))
     module = fn if isinstance(fn, nn.Module) else _Wrap(fn)
     x, _ = _inputs()

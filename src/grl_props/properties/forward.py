@@ -18,6 +18,8 @@ from grl_props.properties._calls import forward, leaf
     given={"case": gs.tensor_cases(shape=gs.shapes(allow_empty=False)), "alpha": gs.alphas()},
     examples=tuple({"case": gs.typical_tensor_case(d), "alpha": gs.AlphaCase(0.3)}
                    for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES),
+    remedy=("Return x.clone() from forward and change nothing on the way (no nan_to_num, clamp, "
+            "cast or detach arithmetic); reverse the gradient only in backward."),
 )
 def forward_identity(layer: LayerUnderTest, case: gs.TensorCase, alpha: gs.AlphaCase) -> None:
     fn = layer.build(alpha.value if layer.any_alpha else None)

@@ -10,7 +10,7 @@ from grl_props import strategies as gs
 from grl_props.adapters import LayerUnderTest, set_alpha
 from grl_props.compare import assert_identical, assert_values_close
 from grl_props.properties import Skip, register
-from grl_props.properties._calls import expected_vjp, forward, leaf, vjp
+from grl_props.properties._calls import expected_vjp, forward, leaf, ratio_note, vjp, with_note
 
 _A, _B = 0.375, 1.75  # two alphas with exact products, far enough apart to tell which one acted
 
@@ -29,7 +29,9 @@ def _alpha_seen(fn: object, *, x: Tensor | None = None) -> float:
     return -float(grad.reshape(-1)[0])
 
 
-@register("hygiene", "the layer has no parameters (alpha is not trainable)")
+@register("hygiene", "the layer has no parameters (alpha is not trainable)",
+          remedy=("Hold alpha with self.register_buffer('alpha', torch.tensor(alpha)) instead of "
+                  "an nn.Parameter."))
 def no_trainable_parameters(layer: LayerUnderTest) -> None:
     module = _module(layer)
     found = [name for name, _ in module.named_parameters()]
@@ -38,7 +40,10 @@ def no_trainable_parameters(layer: LayerUnderTest) -> None:
 
 
 @register("hygiene", "alpha is saved in state_dict: loading it into a layer built with another "
-          "alpha restores the first", requires=("any_alpha",))
+          "alpha restores the first", requires=("any_alpha",),
+          remedy=("Hold alpha with self.register_buffer('alpha', torch.tensor(alpha)) "
+                  "(persistent, the default), not as a plain tensor attribute or with "
+                  "persistent=False."))
 def alpha_in_state_dict(layer: LayerUnderTest) -> None:
     source, target = _module(layer, _A), _module(layer, _B)
     try:
@@ -55,7 +60,9 @@ def alpha_in_state_dict(layer: LayerUnderTest) -> None:
 
 
 @register("hygiene", "every tensor the layer holds is a buffer, so .to() moves it and "
-          "state_dict saves it (on cuda: the layer runs after .to('cuda'))")
+          "state_dict saves it",
+          remedy=("Register every tensor the layer holds with self.register_buffer(...) instead "
+                  "of assigning it as a plain attribute."))
 def alpha_moved_by_to(layer: LayerUnderTest) -> None:
     module = _module(layer)
     hidden = [
@@ -69,16 +76,31 @@ def alpha_moved_by_to(layer: LayerUnderTest) -> None:
             f"tensor attribute(s) {', '.join(hidden)} are not registered buffers: .to(device) "
             "leaves them behind and state_dict does not save them"
         )
-    if torch.cuda.is_available():
-        moved = module.to("cuda")
-        x = torch.ones(3, device="cuda")
-        grad = vjp(moved, x, torch.ones_like(x))
-        if grad.device.type != "cuda":
-            raise AssertionError(f"after .to('cuda') the gradient is on {grad.device}")
+
+
+@register("hygiene", "on CUDA: the layer (moved with .to('cuda') when it is a module) runs forward "
+          "and backward on cuda tensors and gives -alpha·v there", requires=("cuda",),
+          remedy=("Build nothing on the CPU in backward: multiply by alpha as a Python float or a"
+                  " 0-d tensor on grad.device."))
+def runs_after_to_cuda(layer: LayerUnderTest) -> None:
+    fn, alpha = layer.build(), layer.default_alpha
+    if isinstance(fn, nn.Module):
+        fn = fn.to("cuda")
+    x = torch.tensor([1.5, -2.0, 0.25], device="cuda")
+    v = torch.tensor([1.0, 0.5, -4.0], device="cuda")
+    try:
+        grad = vjp(fn, x, v)
+    except RuntimeError as exc:
+        raise AssertionError(f"on cuda the layer raised: {str(exc).splitlines()[0][:300]}") from None
+    if grad.device.type != "cuda":
+        raise AssertionError(f"for a cuda input the gradient is on {grad.device}")
+    assert_values_close(grad, expected_vjp(v, alpha), what="the gradient on cuda")
 
 
 @register("hygiene", "backward uses the alpha in force at forward time, even when alpha is "
-          "changed between forward and backward", requires=("any_alpha",))
+          "changed between forward and backward", requires=("any_alpha",),
+          remedy=("Save a copy of alpha at forward time (ctx.alpha = float(alpha), or "
+                  "alpha.detach().clone()), not a reference to the layer's buffer."))
 def alpha_frozen_at_forward(layer: LayerUnderTest) -> None:
     fn = layer.build(_A)
     x = leaf(torch.ones(3, dtype=torch.float64))
@@ -107,7 +129,8 @@ def alpha_frozen_at_forward(layer: LayerUnderTest) -> None:
         raise AssertionError(f"after changing alpha to {_B} ({how}), the next forward used {later}")
 
 
-@register("hygiene", "independent instances do not share alpha", requires=("any_alpha",))
+@register("hygiene", "independent instances do not share alpha", requires=("any_alpha",),
+          remedy="Keep alpha on the instance (self.alpha, a buffer), not on the class.")
 def instances_independent(layer: LayerUnderTest) -> None:
     first = layer.build(_A)
     second = layer.build(_B)
@@ -127,7 +150,9 @@ def instances_independent(layer: LayerUnderTest) -> None:
 
 @register("hygiene", "no activation is saved for backward (only alpha, at most one element)",
           given={"case": gs.tensor_cases(shape=gs.shapes(min_dims=1, allow_empty=False),
-                                         dtype=torch.float32, finite=True)})
+                                         dtype=torch.float32, finite=True)},
+          remedy=("Save only alpha for backward (ctx.alpha = ...), never the input with "
+                  "ctx.save_for_backward(x)."))
 def no_saved_activations(layer: LayerUnderTest, case: gs.TensorCase) -> None:
     fn = layer.build()
     x = leaf(case.tensor)
@@ -148,7 +173,8 @@ def no_saved_activations(layer: LayerUnderTest, case: gs.TensorCase) -> None:
     out.backward(torch.ones_like(out))
 
 
-@register("hygiene", "the input's values and version counter are untouched by forward and backward")
+@register("hygiene", "the input's values and version counter are untouched by forward and backward",
+          remedy="Never modify the input in place in forward or backward: work on a copy.")
 def input_not_mutated(layer: LayerUnderTest) -> None:
     fn = layer.build()
     x = leaf(torch.tensor([1.5, -2.0, 0.0, 3.25], dtype=torch.float64))
@@ -161,7 +187,8 @@ def input_not_mutated(layer: LayerUnderTest) -> None:
                              "it was modified in place")
 
 
-@register("hygiene", "in-place ops on the output work and leave the input untouched")
+@register("hygiene", "in-place ops on the output work and leave the input untouched",
+          remedy="Return x.clone() from forward, not x itself or x.view_as(x).")
 def output_safe_for_inplace(layer: LayerUnderTest) -> None:
     fn = layer.build()
     x = leaf(torch.tensor([1.5, -2.0, 3.0], dtype=torch.float64))
@@ -177,7 +204,9 @@ def output_safe_for_inplace(layer: LayerUnderTest) -> None:
 
 
 @register("hygiene", "under no_grad and inference_mode the layer is the identity and records no graph",
-          given={"case": gs.tensor_cases(shape=gs.shapes(allow_empty=False))})
+          given={"case": gs.tensor_cases(shape=gs.shapes(allow_empty=False))},
+          remedy=("Leave grad mode as the caller set it: no torch.enable_grad() or "
+                  "requires_grad_() inside forward."))
 def no_grad_and_inference_mode(layer: LayerUnderTest, case: gs.TensorCase) -> None:
     fn = layer.build()
     x = leaf(case.tensor)
@@ -195,21 +224,29 @@ def no_grad_and_inference_mode(layer: LayerUnderTest, case: gs.TensorCase) -> No
                                       alpha=gs.alphas(max_magnitude=1e4)),
                  "layout": gs.layouts(include=("transposed", "strided", "expanded", "channels_last"))},
           examples=tuple({"case": gs.typical_vjp_case(torch.float32, 0.5), "layout": layout}
-                         for layout in ("transposed", "strided", "expanded")))
+                         for layout in ("transposed", "strided", "expanded")),
+          remedy=("Compute backward as grad * -alpha without assuming a layout: no "
+                  "grad.view(...), use reshape if a reshape is needed."))
 def noncontiguous_upstream_gradient(layer: LayerUnderTest, case: gs.VJPCase, layout: str) -> None:
     from grl_props.strategies import with_layout
 
     v_values = case.v.tensor.detach().cpu().to(torch.float64).numpy()
-    v, _ = with_layout(v_values, layout, case.v.dtype, case.v.device)
+    v, used = with_layout(v_values, layout, case.v.dtype, case.v.device)  # may fall back
     alpha = case.alpha.value if layer.any_alpha else layer.default_alpha
     got = vjp(layer.build(alpha), case.x.tensor, v)
-    assert_values_close(got, expected_vjp(v, alpha),
-                        what=f"VJP(v) for v with layout {layout} and strides {tuple(v.stride())}")
+    try:
+        assert_values_close(got, expected_vjp(v, alpha),
+                            what=f"VJP(v) for v with layout {used} and strides {tuple(v.stride())}",
+                            inputs={"v": v, "alpha": alpha})
+    except AssertionError as exc:
+        raise with_note(exc, ratio_note(got, v, -alpha)) from None
 
 
 @register("hygiene", "zero-size inputs keep their shape forward and get an empty gradient",
           given={"shape": gs.shapes(min_dims=1).filter(lambda s: 0 in s),
-                 "dtype": gs.dtypes(complex=False)})
+                 "dtype": gs.dtypes(complex=False)},
+          remedy=("Do not reduce the activation in forward (max(), min() of an empty tensor "
+                  "raise), or guard the reduction with if x.numel()."))
 def zero_size_inputs(layer: LayerUnderTest, shape: tuple[int, ...], dtype: torch.dtype) -> None:
     x = torch.empty(shape, dtype=dtype)
     fn = layer.build()
@@ -221,7 +258,9 @@ def zero_size_inputs(layer: LayerUnderTest, shape: tuple[int, ...], dtype: torch
 @register("hygiene", "integer and bool inputs are returned unchanged (same dtype) or refused "
           "with an exception, never silently converted",
           given={"case": gs.tensor_cases(shape=gs.shapes(allow_empty=False),
-                                         dtype=st.sampled_from(gs.INTEGER_DTYPES))})
+                                         dtype=st.sampled_from(gs.INTEGER_DTYPES))},
+          remedy=("Return x.clone() (which keeps the dtype) instead of x * 1.0, or raise a "
+                  "TypeError for non-floating inputs."))
 def integer_inputs_handled_or_refused(layer: LayerUnderTest, case: gs.TensorCase) -> None:
     fn = layer.build()
     try:
