@@ -77,7 +77,66 @@ def _parser() -> argparse.ArgumentParser:
                             f"judged (linear: logistic regression, mlp: MLP; default "
                             f"{DEFAULT_ADVERSARY})")
     check.add_argument("--report", metavar="DIR", help="write an HTML report of the statistical verdict")
+    diagnose = commands.add_parser(
+        "diagnose", help="is it the layer, the training or the test? (weighs all three)",
+        description="Run the core properties, then train the reference experiment through the "
+        "layer and weigh three hypotheses for leakage (the layer, convergence, the setup), each "
+        "with its evidence; exit 0 when nothing is wrong, 1 when a cause is found.",
+    )
+    diagnose.add_argument("spec", metavar="SPEC", help="package.module:Name or path/to/file.py:Name")
+    diagnose.add_argument("--adversary", choices=ADVERSARY_FAMILIES, default=DEFAULT_ADVERSARY,
+                          help=f"adversary family (default {DEFAULT_ADVERSARY})")
+    diagnose.add_argument("--probe", choices=("logistic", "mlp"), default=None,
+                          help="judged probe (default: the adversary family's own)")
+    diagnose.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+                          help="training steps (default: the family's measured recipe)")
+    diagnose.add_argument("--seed", type=_nonnegative_int, default=0, metavar="N",
+                          help="seed set and Hypothesis seed (default 0)")
+    diagnose.add_argument("--alpha-arg", metavar="NAME", help="constructor argument that holds alpha")
+    diagnose.add_argument("--json", metavar="PATH", help="also write the diagnosis as JSON to PATH")
+    diagnose.add_argument("--report", metavar="DIR", help="write an HTML report with the diagnosis")
     return parser
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    """``grl-props diagnose``: findings on stdout, the conclusion last; exit 0 for ``none``."""
+    from grl_props.diagnosis import diagnose
+
+    json_path = _json_target(args.json) if args.json else None
+    report_dir = _report_target(args.report) if args.report else None
+    if report_dir is not None:  # refuse before training, not after
+        from grl_props.report import ReportError, check_report_directory
+
+        try:
+            check_report_directory(report_dir)
+        except ReportError as exc:
+            raise UsageError(f"--report: {exc}") from None
+    layer = load_layer(args.spec, alpha_arg=args.alpha_arg)
+    progress = Progress()
+    from grl_props.label_removal import StatisticalError
+
+    try:
+        result = diagnose(layer, adversary=args.adversary, probe=args.probe, steps=args.steps,
+                          seed=args.seed, background_control=_cores() >= 2,
+                          progress=lambda stage, done, total: progress.stage(args.spec, stage,
+                                                                             done, total))
+    except StatisticalError as exc:  # the layer as given cannot be trained at all
+        raise UsageError(str(exc)) from None
+    print(f"diagnosis of {args.spec}:")
+    print(result.text())
+    if report_dir is not None and result.verdict is None:
+        print(f"report: not written — nothing was trained (conclusion: {result.conclusion})")
+    elif report_dir is not None and result.verdict is not None:
+        from grl_props.report import ReportError, write_report
+
+        try:
+            print(f"report: {write_report(result.verdict, report_dir, diagnosis=result.text())}")
+        except ReportError as exc:  # a file of the user's appeared meanwhile: never overwrite it
+            raise UsageError(f"--report: {exc}") from None
+    if json_path is not None:
+        _write_payload(json_path, {"tool": _MARKER, "version": __version__, "spec": args.spec,
+                                   "diagnosis": result.to_json()})
+    return EXIT_OK if result.conclusion == "none" else EXIT_FAIL
 
 
 def _whole_number(text: str, least: int, words: str) -> int:
@@ -103,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``grl-props`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
-        return _check(args)
+        return _diagnose(args) if args.command == "diagnose" else _check(args)
     except (SpecError, UsageError) as exc:
         print(f"grl-props: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -247,7 +306,10 @@ def _timeout(text: str) -> float:
 
 
 def _cores() -> int:
-    """CPU cores this process may use (the control arm trains beside the reversal arm on two)."""
+    """CPU cores this process may use (the control arm trains beside the reversal arm on two);
+    1 inside a pytest-xdist worker, whose sibling workers already hold the other cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -353,12 +415,15 @@ def _report_target(path_text: str) -> Path:
 
 
 def _write_json(path: Path, reports: list[LayerReport], required: Sequence[str]) -> None:
-    payload = {
+    _write_payload(path, {
         "tool": _MARKER,
         "version": __version__,
         "required_tiers": list(required),
         "results": [r.to_json(required) for r in reports],
-    }
+    })
+
+
+def _write_payload(path: Path, payload: dict[str, Any]) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".grl-props-", suffix=".json")
     try:
         with os.fdopen(handle, "w") as stream:

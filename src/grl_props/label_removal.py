@@ -30,7 +30,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -161,18 +161,25 @@ def _control(config: ExperimentConfig, seeds: Sequence[int],
              background: bool) -> TrainedArm | _BackgroundControl | None:
     """The cached control arm; else (``background``) one being trained in a worker process;
     else ``None``: ``run_experiment`` trains it after the reversal arm."""
-    key = (config, tuple(seeds))
+    key = _control_key(config, seeds)
     if key in _CONTROL_CACHE:
         _CONTROL_CACHE.move_to_end(key)
         return _CONTROL_CACHE[key]
     return _BackgroundControl(config, seeds) if background else None
 
 
+def _control_key(config: ExperimentConfig, seeds: Sequence[int]
+                 ) -> tuple[ExperimentConfig, tuple[int, ...]]:
+    """What the control arm depends on: the config without the judged probe and checkpoints."""
+    plain = replace(config, judge=None, train=replace(config.training, checkpoints=()))
+    return plain, tuple(int(s) for s in seeds)
+
+
 def _remember(config: ExperimentConfig, run: ExperimentRun) -> None:
-    """Keep the control arm of ``run`` for the next layer checked with the same config."""
-    arm = TrainedArm(torch.from_numpy(run.latents["control"]),
-                     {k: torch.from_numpy(v) for k, v in run.curves["control"].items()})
-    _CONTROL_CACHE[(config, run.seeds)] = arm
+    """Keep (a copy of) the control arm of ``run`` for the next layer with the same config."""
+    arm = TrainedArm(torch.from_numpy(run.latents["control"].copy()),
+                     {k: torch.from_numpy(v.copy()) for k, v in run.curves["control"].items()})
+    _CONTROL_CACHE[_control_key(config, run.seeds)] = arm
     while len(_CONTROL_CACHE) > _CONTROL_CACHE_SIZE:
         _CONTROL_CACHE.popitem(last=False)
 

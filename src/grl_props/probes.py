@@ -255,14 +255,14 @@ class SeedScores:
 
 def score_seed(seed: int, latents: Mapping[str, np.ndarray], labels: np.ndarray,
                probes: tuple[ProbeConfig, ...], *, test_fraction: float = 0.5,
-               reported_arms: tuple[str, ...] = ("reversal",)) -> SeedScores:
+               reported_arms: tuple[str, ...] = ("reversal",), guard: bool = True) -> SeedScores:
     """Score the arms of one seed with the probes, each against its permutation null.
 
     ``latents`` maps arm name -> (n, d) latents of the same n cells as ``labels``. Each arm is
     also scored with its rows permuted against the labels (``"shuffled <arm>"``). The first probe
     (the judged one) scores every arm; the others (reported only) score ``reported_arms``. One
     split (``test_fraction`` of the cells held out), one permutation and one probe seed serve
-    every arm and probe, all drawn from ``seed``.
+    every arm and probe, all drawn from ``seed``. ``guard=False`` skips the linear guard test.
     """
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer):
@@ -279,9 +279,9 @@ def score_seed(seed: int, latents: Mapping[str, np.ndarray], labels: np.ndarray,
                   if i == 0 or a.removeprefix("shuffled ") in reported_arms}
         scores[probe.name] = {a: score_probe(z, labels, split, probe, probe_seed)
                               for a, z in chosen.items()}
-    guard = {a: linear_guard_test(z, labels) for a, z in arms.items()
-             if not a.startswith("shuffled ")}
-    return SeedScores(seed, scores, guard)
+    guards = {a: linear_guard_test(z, labels) for a, z in arms.items()
+              if guard and not a.startswith("shuffled ")}
+    return SeedScores(seed, scores, guards)
 
 
 def _json(v: float) -> float | str:

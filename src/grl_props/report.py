@@ -56,8 +56,11 @@ def check_report_directory(directory: str | Path) -> None:
                               f"choose another directory or remove it")
 
 
-def write_report(result: StatisticalResult, directory: str | Path) -> Path:
+def write_report(result: StatisticalResult, directory: str | Path, *,
+                 diagnosis: str | None = None) -> Path:
     """Write the report of ``result`` into ``directory``; return the path of ``index.html``.
+
+    ``diagnosis``: the text of ``grl-props diagnose`` (``Diagnosis.text()``), shown first.
 
     Creates the directory if needed. Raises :class:`ReportError` (and writes nothing) if any of
     the files it writes exists without the grl-props marker (:func:`check_report_directory`).
@@ -74,7 +77,7 @@ def write_report(result: StatisticalResult, directory: str | Path) -> Path:
     for name, svg in svgs.items():
         (directory / name).write_text(MARKER + "\n" + svg)
     index = directory / "index.html"
-    index.write_text(_index_html(result, list(svgs)))
+    index.write_text(_index_html(result, list(svgs), diagnosis))
     return index
 
 
@@ -263,7 +266,7 @@ def _training_svg(result: StatisticalResult) -> str:
 # The page
 
 
-def _index_html(result: StatisticalResult, svgs: list[str]) -> str:
+def _index_html(result: StatisticalResult, svgs: list[str], diagnosis: str | None = None) -> str:
     d = result.detail
     colour = {"pass": "#2e7d32", "fail": "#c62828", "invalid": "#ef6c00"}[d.outcome]
     rows = []
@@ -288,6 +291,7 @@ def _index_html(result: StatisticalResult, svgs: list[str]) -> str:
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:12px}}
 </style></head><body>
 <h1>Label removal: <span style="color:{colour}">{d.outcome}</span></h1>
+{"" if diagnosis is None else f"<h2>Diagnosis</h2><pre>{html.escape(diagnosis)}</pre>"}
 <p><b>{html.escape(result.layer_name)}</b> — {html.escape(result.summary())}</p>
 <p>Contract: {html.escape(d.contract.describe(d.judged.unit))}. Alpha: {html.escape(result.alpha_note)}.
 Judged: {html.escape(d.judged.probe)}, {html.escape(d.judged.measure)} in

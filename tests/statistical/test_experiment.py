@@ -161,6 +161,13 @@ def test_unknown_adversary_is_one_sentence():
         check_label_removal(load_layer("grl_props:GradientReversal"), adversary="transformer")
 
 
+def test_another_family_can_be_judged_only_by_name():
+    config = ExperimentConfig(adversary="linear", judge="mlp")
+    assert [p.name for p in config.probes] == ["mlp", "logistic"]
+    with pytest.raises(ValueError, match="judge must be one of logistic, mlp"):
+        ExperimentConfig(judge="svm")
+
+
 def test_family_recipes_differ_and_the_probe_follows_the_family():
     linear, mlp = ExperimentConfig(adversary="linear"), ExperimentConfig(adversary="mlp")
     assert linear.judged_probe.name == "logistic" and mlp.judged_probe.name == "mlp"

@@ -98,3 +98,33 @@ def test_alpha_follows_the_schedule_through_the_layers_own_setter():
 def test_a_config_that_cannot_train_is_refused_in_one_sentence(bad):
     with pytest.raises(ValueError, match=r"must be >= 1"):
         TrainConfig(**bad)
+
+
+def test_checkpoints_record_latents_before_the_end_and_change_nothing_else():
+    seeds = [3, 11]
+    data = simulate_batch(CONFIG.simulation, seeds)
+    kwargs = dict(model_config=CONFIG.model, layer=REFERENCE)
+    plain = train_arm(data, seeds, train_config=TrainConfig(steps=40), **kwargs)
+    recorded = train_arm(data, seeds, train_config=TrainConfig(steps=40, checkpoints=(0.25, 0.5)),
+                         **kwargs)
+    torch.testing.assert_close(recorded.latents, plain.latents, rtol=0, atol=0)
+    assert sorted(recorded.checkpoints) == [10, 20]
+    assert recorded.checkpoints[10].shape == plain.latents.shape
+    assert not torch.equal(recorded.checkpoints[10], recorded.latents)   # taken mid-training
+    alone = train_arm_per_seed(data, seeds, train_config=TrainConfig(steps=40, checkpoints=(0.25,)),
+                               **kwargs)
+    torch.testing.assert_close(alone.checkpoints[10], recorded.checkpoints[10], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("fractions,steps,expected", [((0.5, 0.75), 50, (25, 38)),
+                                                      ((0.5, 0.75), 2, (1,)),
+                                                      ((0.5, 0.99), 10, (5,)),
+                                                      ((0.5,), 1, ())])
+def test_checkpoint_steps_are_distinct_and_before_the_last_step(fractions, steps, expected):
+    assert TrainConfig(steps=steps, checkpoints=fractions).checkpoint_steps() == expected
+
+
+@pytest.mark.parametrize("bad", [(0.0,), (1.0,), (-0.5,)])
+def test_checkpoints_must_be_fractions_of_training(bad):
+    with pytest.raises(ValueError, match="checkpoints must be fractions in"):
+        TrainConfig(checkpoints=bad)

@@ -59,6 +59,10 @@ class ExperimentConfig:
     threads: int | None = 1
     #: Fraction of the fresh probe cells held out for scoring the probes.
     test_fraction: float = 0.5
+    #: The judged probe (``"logistic"`` or ``"mlp"``); ``None``: the family's own. Another
+    #: family's probe asks a question the adversary was not trained for (``grl-props diagnose``
+    #: uses it to show that), so the verdict keeps the family's own by default.
+    judge: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.adversary, str):
@@ -70,6 +74,9 @@ class ExperimentConfig:
             object.__setattr__(self, "train", TRAIN_RECIPES[self.family])
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.judge is not None and self.judge not in JUDGED_PROBE.values():
+            raise ValueError(f"judge must be one of {', '.join(sorted(set(JUDGED_PROBE.values())))}"
+                             f", got {self.judge!r}")
 
     @property
     def family(self) -> str:
@@ -85,8 +92,8 @@ class ExperimentConfig:
 
     @property
     def judged_probe(self) -> ProbeConfig:
-        """The probe whose leakage the verdict judges: the family's own."""
-        return ProbeConfig(name=JUDGED_PROBE[self.family])  # type: ignore[arg-type]
+        """The probe whose leakage the verdict judges: :attr:`judge`, else the family's own."""
+        return ProbeConfig(name=self.judge or JUDGED_PROBE[self.family])  # type: ignore[arg-type]
 
     @property
     def probes(self) -> tuple[ProbeConfig, ...]:
@@ -109,6 +116,9 @@ class ExperimentRun:
     latents: dict[str, np.ndarray] = field(repr=False)   # arm -> (S, n_probe, latent_dim)
     labels: np.ndarray = field(repr=False)               # (S, n_probe)
     curves: dict[str, dict[str, np.ndarray]] = field(repr=False)  # arm -> name -> (S, records)
+    #: step -> per-seed judged leakage of the reversal arm at that checkpoint of training
+    #: (``TrainConfig.checkpoints``; the final step is :attr:`scores`).
+    checkpoint_leakage: dict[int, tuple[float, ...]] = field(default_factory=dict)
 
 
 Progress = Callable[[str, int, int], None]
@@ -162,6 +172,9 @@ def run_experiment(layer: SeedLayers, seeds: Sequence[int],
     seeds = [int(s) for s in seeds]
     data = simulate_batch(config.simulation, seeds)
     trained = {"reversal": _train(config, data, seeds, layer, "training reversal", progress)}
+    if isinstance(control, TrainedArm):  # shared (cached): never hand out its arrays themselves
+        control = TrainedArm(control.latents.clone(),
+                             {k: v.clone() for k, v in control.curves.items()})
     if control is not None and not isinstance(control, TrainedArm):
         try:
             trained["control"] = control.result()
@@ -180,4 +193,15 @@ def run_experiment(layer: SeedLayers, seeds: Sequence[int],
         if progress:
             progress("probing", i + 1, len(seeds))
     curves = {arm: {k: v.numpy() for k, v in t.curves.items()} for arm, t in trained.items()}
-    return ExperimentRun(tuple(seeds), tuple(scores), latents, labels, curves)
+    judged = config.judged_probe
+    checkpoint_leakage: dict[int, tuple[float, ...]] = {}
+    checkpoints = trained["reversal"].checkpoints
+    for j, (step, z) in enumerate(sorted(checkpoints.items())):
+        checkpoint_leakage[step] = tuple(
+            score_seed(seed, {"reversal": z[i].numpy()}, labels[i], (judged,),
+                       test_fraction=config.test_fraction, guard=False
+                       ).leakage("reversal", judged.name)
+            for i, seed in enumerate(seeds))
+        if progress:
+            progress("probing checkpoints", j + 1, len(checkpoints))
+    return ExperimentRun(tuple(seeds), tuple(scores), latents, labels, curves, checkpoint_leakage)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,10 @@ class TrainConfig:
     #: Extra adversary-only updates per step (on the same mini-batch, latents detached).
     adversary_steps: int = 0
     record_every: int = 10
+    #: Fractions of training (0 < f < 1) at which the probe cells' latents are also recorded
+    #: (``TrainedArm.checkpoints``), to follow leakage across training; the final latents are
+    #: always recorded.
+    checkpoints: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -66,6 +70,15 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1 or None (full batch), got {self.batch_size}")
         if self.adversary_steps < 0:
             raise ValueError(f"adversary_steps must be >= 0, got {self.adversary_steps}")
+        if any(not 0.0 < f < 1.0 for f in self.checkpoints):
+            raise ValueError(f"checkpoints must be fractions in (0, 1), got {self.checkpoints}")
+
+    def checkpoint_steps(self) -> tuple[int, ...]:
+        """The steps after which :attr:`checkpoints` record latents: distinct, increasing, and
+        before the last step (which is always recorded); fractions that fall together or on the
+        last step are dropped (a training of a few steps may have none)."""
+        steps = {max(1, round(f * self.steps)) for f in self.checkpoints}
+        return tuple(sorted(s for s in steps if s < self.steps))
 
 
 @dataclass(frozen=True)
@@ -74,10 +87,13 @@ class TrainedArm:
 
     ``latents``: (S, n_probe, latent_dim). ``curves``: name -> (S, records) tensor of per-seed
     reconstruction loss and adversary cross-entropy every ``record_every`` steps.
+    ``checkpoints``: step -> (S, n_probe, latent_dim) latents after that many steps
+    (``TrainConfig.checkpoints``).
     """
 
     latents: Tensor
     curves: dict[str, Tensor]
+    checkpoints: dict[int, Tensor] = field(default_factory=dict)
 
 
 def alpha_schedule(step: int, steps: int, alpha_max: float) -> float:
@@ -169,6 +185,8 @@ def train_arm(data: SimulatedData, seeds: list[int], *, model_config: ModelConfi
     instances = [] if layer is None else _start_layers(layer, len(seeds),
                                                        alpha_schedule(0, steps, alpha_max))
     records: dict[str, list[Tensor]] = {"reconstruction": [], "adversary": []}
+    checkpoint_steps = set(train_config.checkpoint_steps())
+    checkpoints: dict[int, Tensor] = {}
     for step in range(steps):
         if batches is not None:
             idx = batches.indices(step)
@@ -201,11 +219,15 @@ def train_arm(data: SimulatedData, seeds: list[int], *, model_config: ModelConfi
         if step % train_config.record_every == 0 or step == steps - 1:
             records["reconstruction"].append(recon.detach())
             records["adversary"].append(ce.detach())
+        if step + 1 in checkpoint_steps:
+            with torch.no_grad():
+                checkpoints[step + 1] = model.encode(data.x_probe)
         if progress is not None:
             progress(step + 1, steps)
     with torch.no_grad():
         latents = model.encode(data.x_probe)
-    return TrainedArm(latents, {k: torch.stack(v, dim=1) for k, v in records.items()})
+    return TrainedArm(latents, {k: torch.stack(v, dim=1) for k, v in records.items()},
+                      checkpoints)
 
 
 def _start_layers(layer: SeedLayers, n: int, alpha: float) -> list[Layer]:
@@ -231,4 +253,5 @@ def train_arm_per_seed(data: SimulatedData, seeds: list[int], **kwargs) -> Train
         for i, s in enumerate(seeds)
     ]
     return TrainedArm(torch.cat([a.latents for a in arms]),
-                      {k: torch.cat([a.curves[k] for a in arms]) for k in arms[0].curves})
+                      {k: torch.cat([a.curves[k] for a in arms]) for k in arms[0].curves},
+                      {k: torch.cat([a.checkpoints[k] for a in arms]) for k in arms[0].checkpoints})
