@@ -11,7 +11,8 @@ adversary's last binary cross-entropy is compared with its chance level.
 Recipes (``--recipes``, comma-separated):
 
 * ``docs`` — the example as first published: BatchNorm (training mode), dropout 0.1 (CellCap
-  itself uses 0.25), BCE summed over cells, encoder lr 3e-3, adversary lr 3e-2, 1000 full-batch steps, alpha ramp to 1;
+  itself uses 0.25), BCE summed over cells, encoder lr 3e-3, adversary lr 3e-2, 1000 full-batch
+  steps, alpha ramp to 1;
 * ``docs-no-bn`` — the same without BatchNorm;
 * ``mlp-family`` — the ``mlp`` family's measured recipe: no BatchNorm, no dropout, BCE averaged
   over cells, encoder lr 1e-3, adversary lr 3e-3 with 4 extra adversary steps per step, 2500
@@ -39,6 +40,7 @@ from torch import nn
 
 from grl_props import GradientReversal
 from grl_props.experiment import SimulationConfig, simulate
+from grl_props.model_diagnosis import TrainingHistory, one_hot_bce_chance
 from grl_props.probes import ProbeConfig, score_seed
 from grl_props.sign_test import Contract, label_removal_verdict
 
@@ -104,8 +106,11 @@ class Adversary(nn.Module):
         return torch.sigmoid(self.body(z))
 
 
-def train(seed: int, recipe: Recipe, *, reverse: bool) -> tuple[np.ndarray, np.ndarray, float]:
-    """Latents of fresh cells, their labels, and the adversary's last BCE per element."""
+def train(seed: int, recipe: Recipe, *, reverse: bool
+          ) -> tuple[np.ndarray, np.ndarray, float, TrainingHistory]:
+    """Latents of fresh cells, their labels, the adversary's last BCE per element, and the
+    history ``diagnose_model`` reads (BCE per element at every step, with its chance level;
+    latents of the same fresh cells at 50 % and 75 % of training)."""
     torch.set_num_threads(1)
     data = simulate(SimulationConfig(effect_size=6.0), seed)
     torch.manual_seed(seed)
@@ -121,7 +126,12 @@ def train(seed: int, recipe: Recipe, *, reverse: bool) -> tuple[np.ndarray, np.n
     target = nn.functional.one_hot(y, n_classes).float()
     reduction = recipe.bce
     bce_per_element = float("nan")
+    losses: list[float] = []
+    checkpoints: dict[int, np.ndarray] = {}
     for step in range(recipe.steps):
+        if step in (recipe.steps // 2, recipe.steps * 3 // 4):
+            with torch.no_grad():
+                checkpoints[step] = encoder(data.x_probe).numpy()
         grl.set_alpha(recipe.alpha_max * (2.0 / (1.0 + np.exp(-10.0 * step / recipe.steps)) - 1.0))
         z = encoder(x)
         for _ in range(recipe.adversary_steps):
@@ -138,9 +148,14 @@ def train(seed: int, recipe: Recipe, *, reverse: bool) -> tuple[np.ndarray, np.n
         (recon + bce).backward()
         opt.step()
         opt_adv.step()
-        bce_per_element = float(bce) / (target.numel() if reduction == "sum" else 1)
+        bce_per_element = bce.item() / (target.numel() if reduction == "sum" else 1)
+        losses.append(bce_per_element)
+    labels = data.y_probe.numpy()
+    history = TrainingHistory(adversary_loss=losses, adversary_chance=one_hot_bce_chance(labels),
+                              loss_name="BCE per element", checkpoints=checkpoints,
+                              steps=recipe.steps)
     with torch.no_grad():
-        return encoder(data.x_probe).numpy(), data.y_probe.numpy(), bce_per_element
+        return encoder(data.x_probe).numpy(), labels, bce_per_element, history
 
 
 def main() -> None:
@@ -161,8 +176,8 @@ def main() -> None:
         start = time.perf_counter()
         rows = []
         for seed in seeds:
-            z, labels, bce = train(seed, recipe, reverse=True)
-            z_control, _, _ = train(seed, recipe, reverse=False)
+            z, labels, bce, _ = train(seed, recipe, reverse=True)
+            z_control, *_ = train(seed, recipe, reverse=False)
             scores = score_seed(seed, {"reversal": z, "control": z_control}, labels, probes,
                                 reported_arms=("reversal", "control"))
             rows.append({"seed": seed, "adversary_bce": bce,

@@ -1,4 +1,4 @@
-"""``grl-props check``: run the property battery and the statistical verdict on layers.
+"""``grl-props check | diagnose | calibrate``: the battery and verdict, triage, error rates.
 
 Exit codes (stable):
 
@@ -95,7 +95,63 @@ def _parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--alpha-arg", metavar="NAME", help="constructor argument that holds alpha")
     diagnose.add_argument("--json", metavar="PATH", help="also write the diagnosis as JSON to PATH")
     diagnose.add_argument("--report", metavar="DIR", help="write an HTML report with the diagnosis")
+    calibrate = commands.add_parser(
+        "calibrate", help="measure the verdict's error rates over many seed sets",
+        description="Judge seed sets FIRST .. FIRST+N-1 of a layer as 'check' does, appending one "
+        "JSON line per finished set to --out (rerun the same command to resume); or summarise "
+        "results files with --summarize.",
+    )
+    calibrate.add_argument("spec", nargs="?", metavar="SPEC",
+                           help="package.module:Name or path/to/file.py:Name")
+    calibrate.add_argument("--sets", type=_positive_int, metavar="N", help="seed sets to judge")
+    calibrate.add_argument("--first-set", type=_nonnegative_int, default=1000, metavar="K",
+                           help="first seed set (default 1000; the design used sets 0-26)")
+    calibrate.add_argument("--adversary", choices=ADVERSARY_FAMILIES, default=DEFAULT_ADVERSARY,
+                           help=f"adversary family (default {DEFAULT_ADVERSARY})")
+    calibrate.add_argument("--alpha-arg", metavar="NAME", help="constructor argument that holds alpha")
+    where = calibrate.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="worker processes on this machine (joblib; -1 for every core; "
+                            "default 1: here)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the sets on a Dask cluster, e.g. tcp://host:8786 (needs "
+                            "grl-props[cluster])")
+    calibrate.add_argument("--out", metavar="PATH", help="results file (JSON Lines), appended to")
+    calibrate.add_argument("--summarize", nargs="+", metavar="PATH",
+                           help="summarise results files instead of running sets")
     return parser
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    """``grl-props calibrate``: run seed sets into --out, or summarise results files.
+
+    Exit 0: every set judged / the measured rate is consistent with the stated one; 1: a set's
+    layer raised / the measured false-fail rate is not consistent with the stated one.
+    """
+    from grl_props.calibration import CalibrationError, calibrate, read_results, summarize
+
+    try:
+        if args.summarize:
+            if args.spec or args.sets or args.out:
+                raise UsageError("--summarize reads results files; give no SPEC, --sets or --out "
+                                 "with it")
+            lines = summarize(read_results([Path(p) for p in args.summarize]))
+            print("\n".join(lines))
+            return EXIT_FAIL if any("NOT consistent" in line for line in lines) else EXIT_OK
+        if not (args.spec and args.sets and args.out):
+            raise UsageError("calibrate needs SPEC, --sets N and --out PATH (or --summarize "
+                             "PATH to read results)")
+        run = calibrate(args.spec, sets=args.sets, first_set=args.first_set,
+                        adversary=args.adversary, alpha_arg=args.alpha_arg, out=Path(args.out),
+                        jobs=args.jobs, scheduler=args.scheduler,
+                        progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except CalibrationError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{args.out}: {run.ran} seed sets judged now, {run.already_done} were already there"
+          + (f", {len(run.failures)} could not be judged" if run.failures else ""))
+    for failure in run.failures:
+        print(f"  set {failure.describe()[5:]}")
+    return EXIT_FAIL if run.failures else EXIT_OK
 
 
 def _diagnose(args: argparse.Namespace) -> int:
@@ -113,7 +169,7 @@ def _diagnose(args: argparse.Namespace) -> int:
             raise UsageError(f"--report: {exc}") from None
     layer = load_layer(args.spec, alpha_arg=args.alpha_arg)
     progress = Progress()
-    from grl_props.label_removal import StatisticalError
+    from grl_props.label_removal import StatisticalError, StatisticalResult
 
     try:
         result = diagnose(layer, adversary=args.adversary, probe=args.probe, steps=args.steps,
@@ -126,7 +182,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     print(result.text())
     if report_dir is not None and result.verdict is None:
         print(f"report: not written — nothing was trained (conclusion: {result.conclusion})")
-    elif report_dir is not None and result.verdict is not None:
+    elif report_dir is not None and isinstance(result.verdict, StatisticalResult):
         from grl_props.report import ReportError, write_report
 
         try:
@@ -162,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``grl-props`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
-        return _diagnose(args) if args.command == "diagnose" else _check(args)
+        command = {"diagnose": _diagnose, "calibrate": _calibrate}.get(args.command, _check)
+        return command(args)
     except (SpecError, UsageError) as exc:
         print(f"grl-props: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -408,9 +465,17 @@ def _written_by_us(path: Path) -> bool:
 
 
 def _report_target(path_text: str) -> Path:
+    """The --report directory, refused up front (before any run) when it is a file or when
+    matplotlib, which draws the plots, is missing."""
+    from grl_props.report import ReportUnavailable, require_matplotlib
+
     path = Path(path_text)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--report {path_text!r} exists and is not a directory")
+    try:
+        require_matplotlib()
+    except ReportUnavailable as exc:
+        raise UsageError(str(exc)) from None
     return path
 
 

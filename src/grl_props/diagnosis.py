@@ -21,7 +21,9 @@ The conclusion is ``layer`` when a core property fails (or the layer cannot be t
 ``none`` only when the verdict passes; otherwise ``setup`` for a blind control or a stronger
 probe family (more training cannot help), else ``convergence`` when the game has not settled,
 else ``setup`` for a fooled adversary. A failing verdict with none of these signs is put down to
-the training (``convergence``), and the evidence says that nothing else explained it.
+the training (``convergence``), and the evidence says that nothing else explained it — unless
+there is no training history to weigh (a user's model, :mod:`grl_props.model_diagnosis`), where
+the conclusion is ``unknown`` and says what to record.
 """
 
 from __future__ import annotations
@@ -37,14 +39,21 @@ from grl_props.adapters import LayerUnderTest
 from grl_props.experiment.run import ExperimentConfig
 from grl_props.experiment.training import LayerError
 from grl_props.families import DEFAULT_ADVERSARY, JUDGED_PROBE
-from grl_props.label_removal import StatisticalError, StatisticalResult, check_label_removal
+from grl_props.label_removal import (
+    LabelRemovalResult,
+    StatisticalError,
+    StatisticalResult,
+    check_label_removal,
+)
+from grl_props.probes import ProbeConfig
 from grl_props.properties import all_properties
 from grl_props.runner import LayerReport, RunOptions, run_battery
+from grl_props.sign_test import LabelRemovalVerdict
 
-__all__ = ["CHECKPOINTS", "Conclusion", "Diagnosis", "Finding", "diagnose"]
+__all__ = ["CHECKPOINTS", "Conclusion", "Diagnosis", "Evidence", "Finding", "diagnose", "weigh"]
 
 Hypothesis = Literal["layer", "convergence", "setup"]
-Conclusion = Literal["layer", "convergence", "setup", "none"]
+Conclusion = Literal["layer", "convergence", "setup", "none", "unknown"]
 Progress = Callable[[str, int, int], None]
 
 #: Fractions of training at which the judged leakage is measured to see its trend.
@@ -77,7 +86,7 @@ class Diagnosis:
 
     conclusion: Conclusion
     findings: tuple[Finding, ...]
-    verdict: StatisticalResult | None = field(default=None, repr=False)
+    verdict: StatisticalResult | LabelRemovalResult | None = field(default=None, repr=False)
     properties: LayerReport | None = field(default=None, repr=False)
 
     def text(self) -> str:
@@ -98,6 +107,8 @@ _ADVICE: dict[str, str] = {
                    "adversary's loss scale and the learning rates",
     "setup": "the test cannot judge this training as set up; see the supported finding",
     "none": "nothing wrong found: the label is removed for the judged probes",
+    "unknown": "the label leaks, but without the adversary's losses or latents at checkpoints "
+               "the training and the setup cannot be told apart; return a TrainingHistory",
 }
 
 
@@ -123,25 +134,13 @@ def diagnose(layer: LayerUnderTest, *, adversary: str | None = None, probe: str 
         train = replace(train, steps=steps)
     config = replace(config, train=train)
 
-    core = all_properties(("core",))
-    on_result = ((lambda _result, done, total: progress("core properties", done, total))
-                 if progress else None)
-    report = run_battery(layer, options=RunOptions(max_examples=max_examples, seed=seed),
-                         properties=core, on_result=on_result)
-    counts = report.summary()["core"]
-    checked = (f"{counts['pass']} of {len(core)} core properties pass"
-               + "".join(f", {counts[k]} {k.replace('_', ' ')}" for k in counts
-                         if k.startswith("skip") and counts[k]))
-    failed = [r for r in report.properties if r.status in ("fail", "error")]
-    if failed:
-        first = failed[0]
-        detail = first.detail.strip().splitlines()
-        evidence = (f"{len(failed)} of {len(core)} core properties fail; {first.name}: "
-                    + " / ".join(detail[:2]))
+    layer_part, report = layer_finding(layer, seed=seed, max_examples=max_examples,
+                                       progress=progress)
+    if layer_part.supported:
         skipped = "the layer fails a core property, so no training was done"
-        return Diagnosis("layer", (Finding("layer", True, evidence),
-                                   Finding("convergence", None, skipped),
+        return Diagnosis("layer", (layer_part, Finding("convergence", None, skipped),
                                    Finding("setup", None, skipped)), None, report)
+    checked = layer_part.evidence
 
     try:
         result = check_label_removal(layer, seed=seed, config=config, progress=progress,
@@ -153,19 +152,85 @@ def diagnose(layer: LayerUnderTest, *, adversary: str | None = None, probe: str 
         return Diagnosis("layer", (Finding("layer", True, f"{checked}, but {exc}"),
                                    Finding("convergence", None, skipped),
                                    Finding("setup", None, skipped)), None, report)
-    setup, setup_kind = _setup(result)
-    convergence = _convergence(result, unexplained=result.verdict == "fail" and setup_kind is None)
-    findings = (Finding("layer", False, checked), convergence, setup)
+    convergence, setup, conclusion = weigh(_evidence_of_run(result))
+    return Diagnosis(conclusion, (Finding("layer", False, checked), convergence, setup),
+                     result, report)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the convergence and setup findings are weighed on, from any source.
+
+    ``adversary_loss``: median over seeds of the adversary's loss over the last fifth of
+    training (``nan``: diverged; ``None``: not given); ``chance``: that loss at chance (H(Y) for
+    cross-entropy); ``trend``: ``("step N", median judged leakage)`` at checkpoints, the final one
+    last (``None``: no checkpoints given); ``own_family_leakage``: median leakage read by the
+    adversary family's own probe when the judged probe is of another family; ``control``:
+    whether a control arm was trained.
+    """
+
+    verdict: LabelRemovalVerdict
+    judged: ProbeConfig
+    family: str | None
+    own_family_leakage: float | None
+    adversary_loss: float | None
+    chance: float | None
+    loss_name: str
+    trend: tuple[tuple[str, float], ...] | None
+    control: bool = True
+
+
+def layer_finding(layer: LayerUnderTest, *, seed: int = 0, max_examples: int = 50,
+                  progress: Progress | None = None) -> tuple[Finding, LayerReport]:
+    """The layer finding: the core properties (child processes of a fork server), supported
+    when one fails or errors, with its first detail lines as evidence."""
+    core = all_properties(("core",))
+    on_result = ((lambda _result, done, total: progress("core properties", done, total))
+                 if progress else None)
+    report = run_battery(layer, options=RunOptions(max_examples=max_examples, seed=seed),
+                         properties=core, on_result=on_result)
+    counts = report.summary()["core"]
+    checked = (f"{counts['pass']} of {len(core)} core properties pass"
+               + "".join(f", {counts[k]} {k.replace('_', ' ')}" for k in counts
+                         if k.startswith("skip") and counts[k]))
+    failed = [r for r in report.properties if r.status in ("fail", "error")]
+    if not failed:
+        return Finding("layer", False, checked), report
+    first = failed[0]
+    detail = first.detail.strip().splitlines()
+    return Finding("layer", True, f"{len(failed)} of {len(core)} core properties fail; "
+                                  f"{first.name}: " + " / ".join(detail[:2])), report
+
+
+def _evidence_of_run(result: StatisticalResult) -> Evidence:
+    d, config = result.detail, result.config
+    own = JUDGED_PROBE[config.family]
+    own_leak = (None if config.judged_probe.name == own else
+                _high_median([s.leakage("reversal", own) for s in result.run.scores]))
+    steps = sorted(result.run.checkpoint_leakage)
+    trend = [(f"step {s}", _high_median(result.run.checkpoint_leakage[s])) for s in steps]
+    trend.append((f"step {config.training.steps}", d.median_leakage))
+    return Evidence(d, config.judged_probe, config.family, own_leak, _adversary_loss(result),
+                    _label_entropy_nats(result), "cross-entropy", tuple(trend))
+
+
+def weigh(e: Evidence) -> tuple[Finding, Finding, Conclusion]:
+    """The convergence and setup findings and the conclusion, for a layer found correct (or
+    not judged): the rule of the module docstring."""
+    setup, setup_kind = _setup(e)
+    convergence = _convergence(e, unexplained=e.verdict.outcome == "fail" and setup_kind is None)
     conclusion: Conclusion
-    if result.verdict == "pass":
+    if e.verdict.outcome == "pass":
         conclusion = "none"
     elif setup_kind in ("blind", "probe"):
         conclusion = "setup"          # more training cannot help
     elif convergence.supported:
         conclusion = "convergence"    # still moving: train longer before blaming the setup
+    elif setup_kind == "fooled":
+        conclusion = "setup"
     else:
-        conclusion = "setup"          # a fooled adversary
-    return Diagnosis(conclusion, findings, result, report)
+        conclusion = "unknown"        # leaking, and no history to tell training from setup
+    return convergence, setup, conclusion
 
 
 def _label_entropy_nats(result: StatisticalResult) -> float:
@@ -176,80 +241,96 @@ def _label_entropy_nats(result: StatisticalResult) -> float:
 def _adversary_loss(result: StatisticalResult) -> float:
     """Median over seeds of the adversary's cross-entropy over the last fifth of training
     (``nan`` when any seed's is not finite: training diverged)."""
-    curve = np.asarray(result.run.curves["reversal"]["adversary"], dtype=float)  # (S, records)
-    tail = curve[:, -max(1, curve.shape[1] // 5):]
+    return last_fifth_median(np.asarray(result.run.curves["reversal"]["adversary"], dtype=float))
+
+
+def last_fifth_median(curves: np.ndarray) -> float:
+    """Median over seeds (rows) of each row's mean over its last fifth; ``nan`` when any
+    seed's is not finite."""
+    tail = curves[:, -max(1, curves.shape[1] // 5):]
     per_seed = tail.mean(axis=1)
     return float(np.median(per_seed)) if np.isfinite(per_seed).all() else math.nan
 
 
-def _convergence(result: StatisticalResult, *, unexplained: bool) -> Finding:
-    h_y = _label_entropy_nats(result)
-    loss = _adversary_loss(result)
-    steps = sorted(result.run.checkpoint_leakage)
-    medians = [_high_median(result.run.checkpoint_leakage[s]) for s in steps]
-    medians.append(result.detail.median_leakage)
-    marks = [*(str(s) for s in steps), str(result.config.training.steps)]
-    trend = ", ".join(f"{m:+.3f} at step {s}" for m, s in zip(medians, marks, strict=True))
-    unit = result.detail.judged.unit
-    diverged = not math.isfinite(loss) or not all(math.isfinite(m) for m in medians)
-    winning = loss < _AT_CHANCE[0] * h_y
-    above = loss > _AT_CHANCE[1] * h_y
-    falling = len(medians) >= 2 and medians[-2] - medians[-1] > _FALLING
-    leaking = result.verdict == "fail"
-    evidence = (f"adversary cross-entropy over the last fifth of training {loss:.3f} nats against "
-                f"H(Y) = {h_y:.3f} ({loss / h_y:.0%}); judged leakage {trend} ({unit}, median)")
+def _convergence(e: Evidence, *, unexplained: bool) -> Finding:
+    unit = e.verdict.judged.unit
+    leaking = e.verdict.outcome == "fail"
+    parts, signs = [], []
+    if e.adversary_loss is None or e.chance is None:
+        parts.append("not judged from the adversary's loss: the history has no adversary losses")
+        diverged = winning = above = False
+    else:
+        loss, chance = e.adversary_loss, e.chance
+        diverged = not math.isfinite(loss)
+        winning, above = loss < _AT_CHANCE[0] * chance, loss > _AT_CHANCE[1] * chance
+        at = "H(Y)" if e.loss_name == "cross-entropy" else "chance"
+        parts.append(f"adversary {e.loss_name} over the last fifth of training {loss:.3f} nats "
+                     f"against {at} = {chance:.3f} ({loss / chance:.0%})")
+    if e.trend is None:
+        parts.append("not judged from the leakage trend: the history has no checkpoints")
+        falling = False
+    else:
+        medians = [m for _, m in e.trend]
+        diverged = diverged or not all(math.isfinite(m) for m in medians)
+        falling = len(medians) >= 2 and medians[-2] - medians[-1] > _FALLING
+        trend = ", ".join(f"{m:+.3f} at {s}" for s, m in e.trend)
+        parts.append(f"judged leakage {trend} ({unit}, median)")
     if diverged:
-        evidence += "; training diverged (non-finite losses or latents)"
+        signs.append("training diverged (non-finite losses or latents)")
     if winning:
-        evidence += "; the adversary still reads the label: the game has not settled"
+        signs.append("the adversary still reads the label: the game has not settled")
     if above:
-        evidence += "; the adversary is above chance: the game has not settled"
+        signs.append("the adversary is above chance: the game has not settled")
     if falling:
-        evidence += "; leakage is still falling: train longer"
-    supported = leaking and (diverged or winning or above or falling)
+        signs.append("leakage is still falling: train longer")
+    evidence = "; ".join(parts + signs)
+    if signs and not leaking:
+        evidence += "; the verdict does not fail, so these signs explain no leakage"
+    supported: bool | None = leaking and bool(signs)
     if leaking and unexplained and not supported:
+        if e.adversary_loss is None and e.trend is None:
+            return Finding("convergence", None, evidence)
         supported = True
         evidence += ("; neither the setup nor a fooled adversary explains the leakage, so the "
                      "training is left: it did not remove the label")
     return Finding("convergence", supported, evidence)
 
 
-def _setup(result: StatisticalResult) -> tuple[Finding, str | None]:
+def _setup(e: Evidence) -> tuple[Finding, str | None]:
     """The setup finding and which kind supports it (``blind``, ``probe``, ``fooled``) or
     ``None``."""
-    d, config = result.detail, result.config
+    d = e.verdict
     unit = d.judged.unit
-    if result.verdict == "invalid":
+    if d.outcome == "invalid":
         return (Finding("setup", True,
                         f"the control arm (no reversal) leaks {_high_median(d.control_leakage):+.3f}"
                         f" {unit}, below τ+Δ in {d.control_n_blind} of {len(d.leakage)} seeds: "
                         f"the experiment cannot see the label, so it vouches for nothing"),
                 "blind")
-    h_y = _label_entropy_nats(result)
-    loss = _adversary_loss(result)
-    judged = config.judged_probe
-    own = JUDGED_PROBE[config.family]
-    notes = [f"control leaks {_high_median(d.control_leakage):+.3f} {unit} (the experiment sees "
-             f"the label)"]
-    if result.verdict != "fail":
+    notes = ([f"control leaks {_high_median(d.control_leakage):+.3f} {unit} (the experiment sees "
+              f"the label)"] if e.control else
+             ["no control arm was given, so a blind experiment is not ruled out"])
+    if d.outcome != "fail":
         return Finding("setup", False, "; ".join(notes)), None
-    if judged.name != own:
-        own_leak = _high_median([s.leakage("reversal", own) for s in result.run.scores])
-        if own_leak <= d.contract.tau:
+    if e.own_family_leakage is not None:
+        if e.own_family_leakage <= d.contract.tau:
             return (Finding("setup", True,
-                            f"the judged {judged.description} is stronger than the "
-                            f"{config.family} adversary: the adversary's own family reads "
-                            f"{own_leak:+.3f} {unit} (≤ τ = {d.contract.tau:g}), the judged "
-                            f"probe {d.median_leakage:+.3f}; the adversary removed what it could "
-                            f"see — use an adversary of the judged family"), "probe")
-        notes.append(f"the adversary's own family also reads {own_leak:+.3f} {unit}")
-    if _AT_CHANCE[0] * h_y <= loss <= _AT_CHANCE[1] * h_y:
+                            f"the judged {e.judged.description} is stronger than the "
+                            f"{e.family} adversary: the adversary's own family reads "
+                            f"{e.own_family_leakage:+.3f} {unit} (≤ τ = {d.contract.tau:g}), "
+                            f"the judged probe {d.median_leakage:+.3f}; the adversary removed "
+                            f"what it could see — use an adversary of the judged family"),
+                    "probe")
+        notes.append(f"the adversary's own family also reads {e.own_family_leakage:+.3f} {unit}")
+    if e.adversary_loss is None or e.chance is None:
+        notes.append("a fooled adversary is not judged: the history has no adversary losses")
+    elif _AT_CHANCE[0] * e.chance <= e.adversary_loss <= _AT_CHANCE[1] * e.chance:
         return (Finding("setup", True,
-                        f"the adversary is fooled, not beaten: its cross-entropy {loss:.3f} nats "
-                        f"is at chance (H(Y) = {h_y:.3f}) while a fresh {judged.description} "
-                        f"reads {d.median_leakage:+.3f} {unit}; likely causes: batch statistics "
-                        f"or dropout in the adversary, an adversary that overfits its training "
-                        f"cells"), "fooled")
+                        f"the adversary is fooled, not beaten: its {e.loss_name} "
+                        f"{e.adversary_loss:.3f} nats is at chance ({e.chance:.3f}) while a fresh "
+                        f"{e.judged.description} reads {d.median_leakage:+.3f} {unit}; likely "
+                        f"causes: batch statistics or dropout in the adversary, an adversary that "
+                        f"overfits its training cells"), "fooled")
     return Finding("setup", False, "; ".join(notes)), None
 
 

@@ -28,9 +28,11 @@ Seed set ``seed`` is ``seeding.seed_set(seed, n)``: ``n`` consecutive seeds ``se
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -40,11 +42,14 @@ from grl_props.adapters import LayerUnderTest, set_alpha
 from grl_props.experiment.run import ExperimentConfig, ExperimentRun, run_experiment, train_control
 from grl_props.experiment.training import LayerError, SeedLayers, TrainedArm
 from grl_props.families import DEFAULT_ADVERSARY, JUDGED_PROBE
+from grl_props.parallel import JOBS_VARIABLE, SeedFailure, check_jobs, map_seeds
 from grl_props.probes import PROBE_NAMES, ProbeConfig, SeedScores, score_seed
 from grl_props.seeding import seed_set
 from grl_props.sign_test import Contract, Judged, LabelRemovalVerdict, label_removal_verdict
 
 __all__ = [
+    "JOBS_VARIABLE",
+    "EmbedError",
     "LabelRemovalResult",
     "StatisticalError",
     "StatisticalResult",
@@ -361,10 +366,19 @@ class LabelRemovalResult:
     def summary(self) -> str:
         return self.verdict.text() + _reported(self.scores, _other_probe(self.probe))
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able: verdict, contract, what was judged, per-seed leakage and scores."""
+        out = self.verdict.to_json()
+        out.update({"seeds": list(self.seeds), "summary": self.summary(),
+                    "judged_probe": self.probe.name, "measure": MEASURE, "null": "permutation",
+                    "per_seed": [_seed_json(s, self.probe.name) for s in self.scores]})
+        return out
+
 
 def assert_label_removed(embed: Embed, *, seeds: Sequence[int] | None = None,
                          control: Embed | None = None, contract: Contract | None = None,
-                         probe: str | ProbeConfig | None = None) -> LabelRemovalResult:
+                         probe: str | ProbeConfig | None = None,
+                         n_jobs: int | None = None) -> LabelRemovalResult:
     """Assert that a user's model removes the label from its latents, at stated error rates.
 
     ``embed(seed) -> (latents, labels)`` trains the user's model with that seed (reversal in
@@ -385,8 +399,18 @@ def assert_label_removed(embed: Embed, *, seeds: Sequence[int] | None = None,
     ``<= false_fail_rate``; one that leaks ``>= tau + delta`` in ``1 - rho`` of seeds returns
     with probability ``<= false_pass_rate``.
 
+    ``n_jobs`` (:mod:`grl_props.parallel`): ``None`` runs the seeds here one after another
+    (unless the environment variable ``GRL_PROPS_JOBS`` names a number, as pytest's
+    ``--grl-jobs`` does); an integer runs ``embed(seed)``, ``control(seed)`` and the scoring
+    of each seed in joblib workers (loky, or the backend of an enclosing
+    ``joblib.parallel_config``: Dask, Ray). Every seed runs with one torch and one BLAS thread,
+    so the verdict and every score are the same for any ``n_jobs`` and backend, provided
+    ``embed`` itself draws its randomness from ``seed``.
+
     Returns the :class:`LabelRemovalResult` on ``pass``; raises ``AssertionError`` with the
-    verdict text on ``fail`` or ``invalid``.
+    verdict text on ``fail`` or ``invalid``; :class:`EmbedError` naming every seed whose
+    ``embed`` or ``control`` raised (after all seeds ran; the others' scores are kept on it);
+    ``ValueError`` when they return something other than latents and labels.
     """
     contract = contract or Contract()
     judged = _probe_config(JUDGED_PROBE[DEFAULT_ADVERSARY] if probe is None else probe)
@@ -394,26 +418,81 @@ def assert_label_removed(embed: Embed, *, seeds: Sequence[int] | None = None,
     contract.check_seed_count(len(seeds))
     if len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"seeds must be distinct and 0 or more, got {list(seeds)}")
-    other = _other_probe(judged)
-    scores = []
-    for seed in seeds:
-        latents, labels = _as_arrays(embed(seed), "embed", seed)
-        arms = {"reversal": latents}
-        if control is not None:
-            control_latents, control_labels = _as_arrays(control(seed), "control", seed)
-            if not np.array_equal(control_labels, labels):
-                raise ValueError(f"control({seed}) must return the same cells and labels as "
-                                 f"embed({seed})")
-            arms["control"] = control_latents
-        scores.append(score_seed(seed, arms, labels, (judged, other)))
+    n_jobs = _jobs(n_jobs)
+    score = partial(_score_user_seed, embed=embed, control=control,
+                    probes=(judged, _other_probe(judged)))
+    scores = tuple(per_seed_results(score, seeds, n_jobs))
     verdict = label_removal_verdict(
         [s.leakage("reversal", judged.name) for s in scores],
         None if control is None else [s.leakage("control", judged.name) for s in scores],
         contract, judged_for(judged))
-    result = LabelRemovalResult(verdict, seeds, tuple(scores), judged)
+    result = LabelRemovalResult(verdict, seeds, scores, judged)
     if verdict.outcome != "pass":
         raise AssertionError(verdict.text())
     return result
+
+
+class EmbedError(RuntimeError):
+    """``embed`` or ``control`` raised for some seeds; ``scores`` keeps the other seeds' scores.
+
+    ``failures`` lists :class:`~grl_props.parallel.SeedFailure` (seed, exception, where).
+    """
+
+    def __init__(self, failures: Sequence[SeedFailure], scores: Sequence[SeedScores]) -> None:
+        self.failures = tuple(failures)
+        self.scores = tuple(scores)
+        lines = "; ".join(f.describe() for f in self.failures)
+        super().__init__(
+            f"embed or control raised for {len(self.failures)} of "
+            f"{len(self.failures) + len(self.scores)} seeds, so no verdict: {lines} (the "
+            f"{len(self.scores)} other seeds were scored; their scores are on this error's "
+            f".scores)")
+
+
+def per_seed_results(call: Callable[[int], Any], seeds: Sequence[int],
+                     n_jobs: int | None) -> list[Any]:
+    """``call(seed)`` for every seed (:func:`~grl_props.parallel.map_seeds`), in seed order.
+
+    Raises ``ValueError`` when an ``embed`` or ``control`` output was malformed (the caller's
+    usage), else :class:`EmbedError` naming every seed that raised, after all seeds ran.
+    """
+    done = dict(map_seeds(call, seeds, n_jobs))
+    failures = [done[s] for s in seeds if isinstance(done[s], SeedFailure)]
+    results = [done[s] for s in seeds if not isinstance(done[s], SeedFailure)]
+    for failure in failures:
+        if isinstance(failure.error, _EmbedOutputError):
+            raise ValueError(str(failure.error))
+    if failures:
+        raise EmbedError(failures, [getattr(r, "scores", r) for r in results])
+    return results
+
+
+class _EmbedOutputError(ValueError):
+    """``embed`` or ``control`` returned something other than latents and labels."""
+
+
+def _jobs(n_jobs: int | None) -> int | None:
+    if n_jobs is None and os.environ.get(JOBS_VARIABLE):
+        try:
+            return check_jobs(int(os.environ[JOBS_VARIABLE]))
+        except ValueError:
+            raise ValueError(f"{JOBS_VARIABLE} must be a whole number other than 0, got "
+                             f"{os.environ[JOBS_VARIABLE]!r}") from None
+    return check_jobs(n_jobs)
+
+
+def _score_user_seed(seed: int, *, embed: Embed, control: Embed | None,
+                     probes: tuple[ProbeConfig, ProbeConfig]) -> SeedScores:
+    """One seed of :func:`assert_label_removed`: train, check the output, score every arm."""
+    latents, labels = _as_arrays(embed(seed), "embed", seed)
+    arms = {"reversal": latents}
+    if control is not None:
+        control_latents, control_labels = _as_arrays(control(seed), "control", seed)
+        if not np.array_equal(control_labels, labels):
+            raise _EmbedOutputError(f"control({seed}) must return the same cells and labels "
+                                    f"as embed({seed})")
+        arms["control"] = control_latents
+    return score_seed(seed, arms, labels, probes)
 
 
 def _probe_config(probe: str | ProbeConfig) -> ProbeConfig:
@@ -425,18 +504,22 @@ def _probe_config(probe: str | ProbeConfig) -> ProbeConfig:
 
 
 def _as_arrays(pair: Any, name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(latents, labels)`` as float64 and int64 arrays, checked; a third item (a training
+    history for ``model_diagnosis.diagnose_model``) is ignored here."""
+    if isinstance(pair, tuple) and len(pair) == 3:
+        pair = pair[:2]
     try:
         latents, labels = pair
     except (TypeError, ValueError):
-        raise ValueError(f"{name}({seed}) must return (latents, labels), got "
-                         f"{type(pair).__name__}") from None
+        raise _EmbedOutputError(f"{name}({seed}) must return (latents, labels), got "
+                                f"{type(pair).__name__}") from None
     latents = _to_numpy(latents).astype(np.float64)
     labels = _to_numpy(labels)
     if latents.ndim != 2 or labels.ndim != 1 or len(latents) != len(labels):
-        raise ValueError(f"{name}({seed}) must return latents (n, d) and labels (n,), got shapes "
-                         f"{latents.shape} and {labels.shape}")
+        raise _EmbedOutputError(f"{name}({seed}) must return latents (n, d) and labels (n,), "
+                                f"got shapes {latents.shape} and {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name}({seed}) labels must be integers, got {labels.dtype}")
+        raise _EmbedOutputError(f"{name}({seed}) labels must be integers, got {labels.dtype}")
     return latents, labels.astype(np.int64)
 
 

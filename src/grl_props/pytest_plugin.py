@@ -42,6 +42,7 @@ the run at configuration time with one sentence (``pytest.UsageError``).
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--grl-profile", choices=PROFILE_CHOICES, default=None, dest="grl_profile",
                     help="examples per property of grl-props tests: ci 100, dev 100, thorough "
                          "1000 (grl-props tests only: no Hypothesis profile is loaded)")
+    group.addoption("--grl-jobs", type=int, default=None, metavar="N", dest="grl_jobs",
+                    help="worker processes for the seeds of assert_label_removed calls that "
+                         "give no n_jobs (joblib; -1 for every core); verdicts are the same "
+                         "for any N")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,6 +112,36 @@ def pytest_configure(config: pytest.Config) -> None:
     # --grl-profile is read by each grl-props test (testing.RunContext); loading a Hypothesis
     # profile here would change every Hypothesis test of the session, the project's own included.
     config.stash[_LAYERS] = [(spec, _load(spec, config)) for spec in config.getoption("grl_impl")]
+    _set_jobs(config)
+
+
+_JOBS_BEFORE = pytest.StashKey["str | None"]()
+
+
+def _set_jobs(config: pytest.Config) -> None:
+    """--grl-jobs N: the n_jobs of assert_label_removed calls that give none, for this session."""
+    from grl_props.parallel import JOBS_VARIABLE
+
+    jobs = config.getoption("grl_jobs")
+    if jobs is None:
+        return
+    if jobs == 0:
+        raise pytest.UsageError("--grl-jobs must be a whole number other than 0 (-1 for every "
+                                "core), got 0")
+    config.stash[_JOBS_BEFORE] = os.environ.get(JOBS_VARIABLE)
+    os.environ[JOBS_VARIABLE] = str(jobs)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from grl_props.parallel import JOBS_VARIABLE
+
+    if _JOBS_BEFORE not in config.stash:
+        return
+    before = config.stash[_JOBS_BEFORE]
+    if before is None:
+        os.environ.pop(JOBS_VARIABLE, None)
+    else:
+        os.environ[JOBS_VARIABLE] = before
 
 
 def _settle_seed(config: pytest.Config) -> None:

@@ -1,26 +1,30 @@
-"""HTML report of a label-removal verdict, with hand-written inline-able SVG plots.
+"""HTML report of a label-removal verdict, its plots drawn by matplotlib as static SVG files.
 
-:func:`write_report` writes ``index.html`` and four SVG files into a directory: a PCA scatter of
-the probe latents (reversal, control) coloured by label, the judged probe's usable information
-per arm and its permutation null across seeds, per-seed leakage against the ``tau`` and
-``tau + delta`` bands, and training curves (the adversary's against the label entropy). No
-plotting library is needed. Every file it writes starts with a marker comment; a file of the same
-name without the marker is never overwritten (``ReportError``), and nothing else in the
-directory is touched.
+:func:`write_report` writes ``index.html`` and SVG files into a directory; the page opens
+offline (no script, no remote resource): a PCA scatter of the probe latents per arm with a
+class legend, the judged probe's usable information per arm and its permutation null, one dot
+per seed, per-seed leakage against the ``tau`` and ``tau + delta`` bands, training curves (the
+adversary's against the label entropy H(Y), its chance level), and — when training checkpoints
+were scored (``grl-props diagnose``) — the judged leakage across training. matplotlib is an
+extra (``grl-props[report]``): without it, :func:`require_matplotlib` says so in one sentence.
+Every file it writes starts with a marker comment; a file of the same name without the marker is
+never overwritten (``ReportError``), and nothing else in the directory is touched.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import json
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from grl_props.label_removal import StatisticalResult
 
-__all__ = ["ReportError", "check_report_directory", "write_report", "MARKER"]
+__all__ = ["MARKER", "ReportError", "ReportUnavailable", "check_report_directory",
+           "require_matplotlib", "write_report"]
 
 #: First line of every file this module writes; files without it are never overwritten.
 MARKER = "<!-- written by grl-props report -->"
@@ -28,11 +32,26 @@ MARKER = "<!-- written by grl-props report -->"
 _CLASS_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
 _ARM_COLOURS = {"reversal": "#4c72b0", "control": "#c44e52", "shuffled reversal": "#7f7f7f",
                 "shuffled control": "#bcbd22"}
-_FILES = ("index.html", "latents.svg", "probe_bits.svg", "leakage.svg", "training.svg")
+_FILES = ("index.html", "latents.svg", "probe_bits.svg", "leakage.svg", "training.svg",
+          "checkpoints.svg")
 
 
 class ReportError(FileExistsError):
     """The report would overwrite a file that grl-props did not write."""
+
+
+class ReportUnavailable(ImportError):
+    """matplotlib, which draws the report's plots, is not installed."""
+
+
+def require_matplotlib() -> None:
+    """Raise :class:`ReportUnavailable` with one sentence unless matplotlib can be imported;
+    callers check before a long run."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ReportUnavailable("--report draws its plots with matplotlib, which is not "
+                                "installed: pip install 'grl-props[report]'") from None
 
 
 def check_report_directory(directory: str | Path) -> None:
@@ -67,13 +86,16 @@ def write_report(result: StatisticalResult, directory: str | Path, *,
     """
     directory = Path(directory)
     check_report_directory(directory)
+    require_matplotlib()
     directory.mkdir(parents=True, exist_ok=True)
-    svgs = {
+    drawn: dict[str, str | None] = {
         "latents.svg": _latents_svg(result),
         "probe_bits.svg": _probe_bits_svg(result),
         "leakage.svg": _leakage_svg(result),
         "training.svg": _training_svg(result),
+        "checkpoints.svg": _checkpoints_svg(result),
     }
+    svgs = {name: svg for name, svg in drawn.items() if svg is not None}
     for name, svg in svgs.items():
         (directory / name).write_text(MARKER + "\n" + svg)
     index = directory / "index.html"
@@ -82,98 +104,27 @@ def write_report(result: StatisticalResult, directory: str | Path, *,
 
 
 # ---------------------------------------------------------------------------------------------
-# A tiny SVG canvas
+# The plots (matplotlib's object API: no pyplot state, no display needed)
 
 
-class _Canvas:
-    """Axes in data coordinates mapped onto an SVG of ``width`` x ``height`` pixels."""
+def _figure(width: float, height: float, columns: int = 1) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
 
-    def __init__(self, width: int, height: int, xlim: tuple[float, float],
-                 ylim: tuple[float, float], title: str, xlabel: str = "", ylabel: str = "",
-                 left: int = 50, bottom: int = 36) -> None:
-        self.w, self.h, self.left, self.bottom = width, height, left, bottom
-        self.top, self.right = 24, 10
-        self.xlim, self.ylim = _pad(xlim), _pad(ylim)
-        self.parts = [f'<text x="{width / 2}" y="15" text-anchor="middle" font-size="12">'
-                      f'{html.escape(title)}</text>']
-        x0, y0 = self.left, height - self.bottom
-        self.parts.append(f'<rect x="{x0}" y="{self.top}" width="{width - x0 - self.right}" '
-                          f'height="{y0 - self.top}" fill="none" stroke="#999"/>')
-        for t in np.linspace(*self.ylim, 5):
-            self.parts.append(f'<text x="{x0 - 4}" y="{self.py(t) + 3:.1f}" text-anchor="end" '
-                              f'font-size="9">{t:.2g}</text>')
-        if xlabel:
-            self.parts.append(f'<text x="{(x0 + width) / 2}" y="{height - 4}" '
-                              f'text-anchor="middle" font-size="10">{html.escape(xlabel)}</text>')
-        if ylabel:
-            self.parts.append(f'<text x="12" y="{(self.top + y0) / 2}" font-size="10" '
-                              f'transform="rotate(-90 12 {(self.top + y0) / 2})" '
-                              f'text-anchor="middle">{html.escape(ylabel)}</text>')
-
-    def px(self, x: float) -> float:
-        lo, hi = self.xlim
-        return self.left + (x - lo) / (hi - lo) * (self.w - self.left - self.right)
-
-    def py(self, y: float) -> float:
-        lo, hi = self.ylim
-        return self.h - self.bottom - (y - lo) / (hi - lo) * (self.h - self.bottom - self.top)
-
-    def dot(self, x: float, y: float, colour: str, r: float = 2.0, opacity: float = 0.7) -> None:
-        if np.isfinite(x) and np.isfinite(y):
-            self.parts.append(f'<circle cx="{self.px(x):.1f}" cy="{self.py(y):.1f}" r="{r}" '
-                              f'fill="{colour}" fill-opacity="{opacity}"/>')
-
-    def line(self, xs: Sequence[float], ys: Sequence[float], colour: str, width: float = 1.0,
-             opacity: float = 1.0) -> None:
-        pts = " ".join(f"{self.px(x):.1f},{self.py(y):.1f}" for x, y in zip(xs, ys, strict=False)
-                       if np.isfinite(x) and np.isfinite(y))
-        self.parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" '
-                          f'stroke-width="{width}" stroke-opacity="{opacity}"/>')
-
-    def band(self, y_lo: float, y_hi: float, colour: str, label: str) -> None:
-        top, bottom = self.py(min(y_hi, self.ylim[1])), self.py(max(y_lo, self.ylim[0]))
-        width = self.w - self.left - self.right
-        self.parts.append(f'<rect x="{self.left}" y="{top:.1f}" width="{width}" '
-                          f'height="{max(bottom - top, 0):.1f}" fill="{colour}" '
-                          f'fill-opacity="0.15"/>')
-        self.parts.append(f'<text x="{self.w - self.right - 4}" y="{top + 11:.1f}" '
-                          f'text-anchor="end" font-size="9" fill="#555">'
-                          f'{html.escape(label)}</text>')
-
-    def text(self, x: float, y: float, s: str, size: int = 9, anchor: str = "middle") -> None:
-        self.parts.append(f'<text x="{self.px(x):.1f}" y="{y:.1f}" text-anchor="{anchor}" '
-                          f'font-size="{size}">{html.escape(s)}</text>')
-
-    def svg(self) -> str:
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.w}" height="{self.h}" '
-                f'font-family="sans-serif">' + "".join(self.parts) + "</svg>\n")
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(1, columns, squeeze=False)[0]
+    return fig, axes
 
 
-def _pad(lim: tuple[float, float]) -> tuple[float, float]:
-    lo, hi = float(lim[0]), float(lim[1])
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return 0.0, 1.0
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
-    pad = 0.05 * (hi - lo)
-    return lo - pad, hi + pad
+def _svg(fig: Any) -> str:
+    """The figure as SVG text without the XML declaration (so our marker can come first),
+    reproducible (fixed ids, no date)."""
+    import matplotlib
 
-
-def _row(svgs: list[str]) -> str:
-    """Place several SVG panels side by side in one SVG."""
-    width = sum(int(s.split('width="')[1].split('"')[0]) for s in svgs)
-    height = max(int(s.split('height="')[1].split('"')[0]) for s in svgs)
-    out, x = [], 0
-    for s in svgs:
-        w = int(s.split('width="')[1].split('"')[0])
-        out.append(s.replace("<svg ", f'<svg x="{x}" ', 1))
-        x += w
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
-            + "".join(out) + "</svg>\n")
-
-
-# ---------------------------------------------------------------------------------------------
-# The four plots
+    out = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "grl-props", "svg.fonttype": "none"}):
+        fig.savefig(out, format="svg", metadata={"Date": None, "Creator": "grl-props"})
+    text = out.getvalue()
+    return text[text.index("<svg"):]
 
 
 def _pca2(z: np.ndarray) -> np.ndarray:
@@ -184,82 +135,110 @@ def _pca2(z: np.ndarray) -> np.ndarray:
 
 def _latents_svg(result: StatisticalResult) -> str:
     run, seed_index = result.run, 0
-    labels = run.labels[seed_index]
-    rng = np.random.default_rng(0)
-    panels_z = {arm: z[seed_index] for arm, z in run.latents.items()}
-    shown = rng.permutation(len(labels))[:400]  # a subsample keeps the SVG small
-    svgs = []
-    for arm, z in panels_z.items():
-        xy = _pca2(np.asarray(z, dtype=float))[shown]
-        c = _Canvas(260, 240, (xy[:, 0].min(), xy[:, 0].max()), (xy[:, 1].min(), xy[:, 1].max()),
-                    f"{arm} latents, PCA (seed {run.seeds[seed_index]})", "PC1", "PC2")
-        for (x, y), label in zip(xy, labels[shown], strict=True):
-            c.dot(x, y, _CLASS_COLOURS[int(label) % len(_CLASS_COLOURS)], r=1.6)
-        svgs.append(c.svg())
-    return _row(svgs)
+    labels = np.asarray(run.labels[seed_index])
+    shown = np.random.default_rng(0).permutation(len(labels))[:600]  # keeps the SVG small
+    fig, axes = _figure(4.2 * len(run.latents), 3.8, len(run.latents))
+    for ax, (arm, z) in zip(axes, run.latents.items(), strict=True):
+        xy = _pca2(np.asarray(z[seed_index], dtype=float))[shown]
+        for label in np.unique(labels):
+            mine = labels[shown] == label
+            ax.scatter(xy[mine, 0], xy[mine, 1], s=6, alpha=0.7,
+                       color=_CLASS_COLOURS[int(label) % len(_CLASS_COLOURS)],
+                       label=f"class {label} ({np.mean(labels == label):.0%})")
+        ax.set(title=f"{arm} latents, PCA (seed {run.seeds[seed_index]})", xlabel="PC1",
+               ylabel="PC2")
+    axes[-1].legend(title="label", loc="best", fontsize=8)
+    return _svg(fig)
 
 
 def _probe_bits_svg(result: StatisticalResult) -> str:
     scores = result.run.scores
     judged = result.config.judged_probe
     arms = [a for a in _ARM_COLOURS if a in scores[0].probes[judged.name]]
-    values_all = [s.probes[judged.name][a].usable_information_bits for s in scores for a in arms]
-    finite = [v for v in values_all if np.isfinite(v)] or [0.0]
-    c = _Canvas(460, 240, (-0.5, len(arms) - 0.5), (min(min(finite), 0.0), max(max(finite), 1.0)),
-                f"{judged.description}: usable information per arm (bits, held out), one dot "
-                f"per seed", "", "bits")
+    fig, axes = _figure(6.0, 3.6)
+    ax = axes[0]
     rng = np.random.default_rng(0)
     for i, arm in enumerate(arms):
         values = [s.probes[judged.name][arm].usable_information_bits for s in scores]
-        for v in values:
-            c.dot(i + rng.uniform(-0.15, 0.15), v, _ARM_COLOURS.get(arm, "#333"), r=3)
-        c.text(i, 240 - 20, arm, size=10)
-    return c.svg()
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=22,
+                   color=_ARM_COLOURS[arm], label=arm)
+    ax.axhline(0.0, color="#999", linewidth=0.8)
+    ax.set_xticks(range(len(arms)), arms)
+    ax.set(title=f"usable information per arm, one dot per seed\n({judged.description})",
+           ylabel="bits (held-out cells)")
+    return _svg(fig)
 
 
 def _leakage_svg(result: StatisticalResult) -> str:
     d = result.detail
     ct = d.contract
     leak = np.asarray(d.leakage, dtype=float)
-    ctl = np.asarray(d.control_leakage if d.control_leakage is not None else [], dtype=float)
-    finite = np.r_[leak[np.isfinite(leak)], ctl[np.isfinite(ctl)], 0.0, ct.tau + ct.delta]
-    ylim = (min(finite.min(), -0.05), max(finite.max(), 0.4))
-    c = _Canvas(420, 240, (-0.5, len(leak) - 0.5), ylim,
-                "per-seed leakage: bits over the permutation null", "seed", "leakage (bits)")
-    c.band(c.ylim[0], ct.tau, "#55a868", f"≤ τ = {ct.tau:g}")
-    c.band(ct.tau + ct.delta, c.ylim[1], "#c44e52", f"≥ τ+Δ = {ct.tau + ct.delta:g}")
-    c.line([c.xlim[0], c.xlim[1]], [ct.threshold, ct.threshold], "#555", 0.8, 0.6)
-    for i, v in enumerate(leak):
-        c.dot(i, v if np.isfinite(v) else c.ylim[1], _ARM_COLOURS["reversal"], r=3.5, opacity=0.9)
-    for i, v in enumerate(ctl):
-        c.dot(i, v, _ARM_COLOURS["control"], r=3.5, opacity=0.9)
-    return c.svg()
+    seeds = list(result.run.seeds)
+    fig, axes = _figure(7.5, 3.6)
+    ax = axes[0]
+    ax.axhspan(-1.0, ct.tau, color="#55a868", alpha=0.15, label=f"≤ τ = {ct.tau:g}")
+    ax.axhspan(ct.tau + ct.delta, 10.0, color="#c44e52", alpha=0.12,
+               label=f"≥ τ+Δ = {ct.tau + ct.delta:g}")
+    ax.axhline(ct.threshold, color="#555", linewidth=0.8, linestyle="--",
+               label=f"counted above {ct.threshold:g}")
+    x = np.arange(len(leak))
+    ax.scatter(x, np.where(np.isfinite(leak), leak, np.nan), s=30,
+               color=_ARM_COLOURS["reversal"], label="reversal", zorder=3)
+    if d.control_leakage is not None:
+        ax.scatter(x, np.asarray(d.control_leakage, dtype=float), s=30,
+                   color=_ARM_COLOURS["control"], label="control (no reversal)", zorder=3)
+    values = np.r_[leak, d.control_leakage or [], 0.0, ct.tau + ct.delta]
+    values = values[np.isfinite(values)]
+    ax.set_ylim(min(values.min(), 0.0) - 0.05, max(values.max(), 0.3) + 0.05)
+    ax.set_xticks(x, [str(s) for s in seeds], rotation=45, fontsize=8)
+    ax.set(title="per-seed leakage over the permutation null", xlabel="seed",
+           ylabel=f"leakage ({d.judged.unit})")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _svg(fig)
 
 
 def _training_svg(result: StatisticalResult) -> str:
-    svgs = []
     steps = result.config.training.steps
     every = result.config.training.record_every
     probs = np.asarray(result.config.simulation.class_probs)
     label_entropy = float(-(probs * np.log(probs)).sum())  # nats: the adversary's CE at chance
-    for name in ("reconstruction", "adversary"):
-        curves = {arm: c[name] for arm, c in result.run.curves.items()}
-        values = np.concatenate([v.ravel() for v in curves.values()])
-        values = values[np.isfinite(values)]
-        hi = float(np.quantile(values, 0.99)) if len(values) else 1.0
-        if name == "adversary":
-            hi = max(hi, 1.1 * label_entropy)
-        c = _Canvas(320, 220, (0, steps), (0.0, hi), f"{name} loss per seed", "step", "loss")
-        for arm, v in curves.items():
-            xs = [min(i * every, steps - 1) for i in range(v.shape[1])]
-            for row in v:
-                c.line(xs, np.minimum(row, hi), _ARM_COLOURS.get(arm, "#333"), 0.8, 0.35)
+    fig, axes = _figure(9.0, 3.4, 2)
+    for ax, name in zip(axes, ("reconstruction", "adversary"), strict=True):
+        for arm, curves in result.run.curves.items():
+            v = np.asarray(curves[name], dtype=float)
+            xs = np.minimum(np.arange(v.shape[1]) * every, steps - 1)
+            for k, row in enumerate(v):
+                ax.plot(xs, row, color=_ARM_COLOURS.get(arm, "#333"), linewidth=0.8,
+                        alpha=0.4, label=arm if k == 0 else None)
         if name == "adversary":  # at chance the adversary's cross-entropy is H(Y)
-            c.line([0, steps], [label_entropy, label_entropy], "#555", 0.8, 0.8)
-            c.text(steps * 0.02, c.py(label_entropy) - 3, f"H(Y) = {label_entropy:.2f} nats",
-                   anchor="start")
-        svgs.append(c.svg())
-    return _row(svgs)
+            ax.axhline(label_entropy, color="#333", linestyle="--", linewidth=1.0,
+                       label=f"H(Y) = {label_entropy:.2f} nats (chance)")
+        ax.set(title=f"{name} loss, one line per seed", xlabel="step", ylabel="loss (nats)"
+               if name == "adversary" else "loss")
+        ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def _checkpoints_svg(result: StatisticalResult) -> str | None:
+    """Judged leakage across training (median and each seed), when checkpoints were scored."""
+    points = sorted(result.run.checkpoint_leakage)
+    if not points:
+        return None
+    steps = [*points, result.config.training.steps]
+    per_seed = np.array([[*(result.run.checkpoint_leakage[p][i] for p in points), leak]
+                         for i, leak in enumerate(result.detail.leakage)], dtype=float)
+    ct = result.detail.contract
+    fig, axes = _figure(6.0, 3.4)
+    ax = axes[0]
+    for row in per_seed:
+        ax.plot(steps, row, color=_ARM_COLOURS["reversal"], alpha=0.3, linewidth=0.8)
+    ax.plot(steps, np.nanmedian(per_seed, axis=0), color=_ARM_COLOURS["reversal"], marker="o",
+            linewidth=2.0, label="median over seeds")
+    ax.axhline(ct.tau, color="#55a868", linestyle="--", linewidth=1.0, label=f"τ = {ct.tau:g}")
+    ax.set(title="judged leakage across training", xlabel="step",
+           ylabel=f"leakage ({result.detail.judged.unit})")
+    ax.legend(fontsize=7)
+    return _svg(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,6 +268,7 @@ def _index_html(result: StatisticalResult, svgs: list[str], diagnosis: str | Non
 <html><head><meta charset="utf-8"><title>grl-props: {html.escape(result.layer_name)}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:12px}}
+pre{{white-space:pre-wrap;background:#f6f6f6;padding:0.6em}}img{{max-width:100%}}
 </style></head><body>
 <h1>Label removal: <span style="color:{colour}">{d.outcome}</span></h1>
 {"" if diagnosis is None else f"<h2>Diagnosis</h2><pre>{html.escape(diagnosis)}</pre>"}

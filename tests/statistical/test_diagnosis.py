@@ -63,6 +63,8 @@ def test_the_reference_layer_at_defaults_is_none_and_the_report_shows_it(tmp_pat
     assert "conclusion: none" in out
     page = (tmp_path / "r" / "index.html").read_text()
     assert "<h2>Diagnosis</h2>" in page and "conclusion: none" in page
+    checkpoints = (tmp_path / "r" / "checkpoints.svg").read_text()  # diagnose scores them
+    assert 'src="checkpoints.svg"' in page and "judged leakage across training" in checkpoints
 
 
 def test_a_report_of_the_users_is_refused_before_training(tmp_path, capsys, monkeypatch):

@@ -8,6 +8,8 @@ The control arm of a config and seed set is trained once per process and shared.
 from __future__ import annotations
 
 import json
+import re
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -81,8 +83,14 @@ def test_report_writes_and_refuses_foreign_files(reference_result, tmp_path):
     text = index.read_text()
     assert text.startswith(MARKER) and "pass" in text and "usable information" in text
     for name in ("latents.svg", "probe_bits.svg", "leakage.svg", "training.svg"):
-        assert (tmp_path / "r" / name).read_text().count("<svg") >= 1
-    assert "H(Y) = 0.73 nats" in (tmp_path / "r" / "training.svg").read_text()
+        svg = (tmp_path / "r" / name).read_text()
+        assert svg.startswith(MARKER + "\n<svg") and svg.rstrip().endswith("</svg>")
+        assert f'src="{name}"' in text
+    assert "H(Y) = 0.73 nats (chance)" in (tmp_path / "r" / "training.svg").read_text()
+    legend = re.findall(r"class (\d) \((\d+)%\)", (tmp_path / "r" / "latents.svg").read_text())
+    assert {c for c, _ in legend} == {"0", "1", "2"}  # the class legend, with frequencies
+    assert "≥ τ+Δ = 0.2" in (tmp_path / "r" / "leakage.svg").read_text()
+    assert not (tmp_path / "r" / "checkpoints.svg").exists()  # check scores no checkpoints
     assert write_report(result, tmp_path / "r") == index  # ours: may be rewritten
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -90,6 +98,20 @@ def test_report_writes_and_refuses_foreign_files(reference_result, tmp_path):
     with pytest.raises(ReportError, match="not written by grl-props"):
         write_report(result, foreign)
     assert (foreign / "index.html").read_text() == "<html>someone else's</html>"
+
+
+def test_a_report_without_matplotlib_is_refused_in_one_sentence_before_any_run(
+        tmp_path, capsys, monkeypatch):
+    from grl_props.cli import EXIT_USAGE, main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    code = main(["check", "grl_props:GradientReversal", "--no-properties",
+                 "--report", str(tmp_path / "r")])
+    assert code == EXIT_USAGE
+    assert capsys.readouterr().err.strip() == (
+        "grl-props: error: --report draws its plots with matplotlib, which is not installed: "
+        "pip install 'grl-props[report]'")
+    assert not (tmp_path / "r").exists()
 
 
 # The MLP family trains slower; there, the broken layers that test the new machinery.
