@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +35,7 @@ from typing import Any
 from grl_props import __version__
 from grl_props.parallel import SeedFailure, map_seeds
 
-__all__ = ["CalibrationError", "calibrate", "read_results", "summarize"]
+__all__ = ["CalibrationError", "CalibrationInterrupted", "calibrate", "read_results", "summarize"]
 
 MARKER = "grl-props calibrate"
 
@@ -76,13 +77,17 @@ def calibrate(spec: str, *, sets: int, first_set: int = 1000, adversary: str | N
     from grl_props.adapters import load_layer
 
     load_layer(spec, alpha_arg=alpha_arg)  # a spec that does not load: one sentence, no set run
+    if scheduler is not None:
+        _require_distributed()  # before --out is created or touched
     wanted = {"spec": spec, "adversary": adversary, "alpha_arg": alpha_arg}
-    done = {r["set"] for r in _existing(out, wanted)}
-    todo = [k for k in range(first_set, first_set + sets) if k not in done]
+    requested = range(first_set, first_set + sets)
+    done = {r["set"] for r in _existing(out, wanted)} & set(requested)
+    todo = [k for k in requested if k not in done]
     judge = partial(_judge_set, spec=spec, adversary=adversary, alpha_arg=alpha_arg)
-    failures = []
+    failures: list[SeedFailure] = []
     with _engine(scheduler) as cluster_jobs, out.open("a", encoding="utf-8") as sink:
-        for k, record in map_seeds(judge, todo, cluster_jobs if scheduler else n_jobs):
+        for k, record in _guarded(map_seeds(judge, todo, cluster_jobs if scheduler else n_jobs),
+                                  out):
             if isinstance(record, SeedFailure):
                 failures.append(record)
                 if progress:
@@ -95,6 +100,30 @@ def calibrate(spec: str, *, sets: int, first_set: int = 1000, adversary: str | N
                 progress(f"set {k}: {record['verdict']} (median {_median(record['leakage']):+.3f} "
                          f"bits, {record['seconds']:.1f} s)")
     return CalibrationRun(len(done), len(todo) - len(failures), tuple(failures))
+
+
+class CalibrationInterrupted(RuntimeError):
+    """A worker process died mid-run; the sets finished before are kept in the results file."""
+
+
+def _guarded(results: Iterator[tuple[int, Any]], out: Path) -> Iterator[tuple[int, Any]]:
+    """``results``, with a dead worker process told in one sentence."""
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    try:
+        yield from results
+    except TerminatedWorkerError:
+        raise CalibrationInterrupted(
+            f"a worker process died (killed, or the layer crashed the interpreter); every set "
+            f"finished before is in {out}: rerun the same command to resume") from None
+
+
+def _require_distributed() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise CalibrationError("--scheduler needs Dask's distributed package: pip install "
+                               "'grl-props[cluster]'") from None
 
 
 def _jobs(jobs: int) -> int | None:
@@ -110,16 +139,13 @@ def _engine(scheduler: str | None) -> Iterator[int | None]:
     if scheduler is None:
         yield None
         return
-    try:
-        from distributed import Client
-    except ImportError:
-        raise CalibrationError("--scheduler needs Dask's distributed package: pip install "
-                               "'grl-props[cluster]'") from None
+    _require_distributed()
+    from distributed import Client
     from joblib import parallel_config
 
     try:
         client = Client(scheduler, timeout=30)
-    except OSError as exc:
+    except (OSError, ValueError, TimeoutError) as exc:
         raise CalibrationError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     try:
         with parallel_config(backend="dask"):
@@ -153,29 +179,53 @@ def _judge_set(k: int, *, spec: str, adversary: str, alpha_arg: str | None) -> d
 
 
 def _existing(out: Path, wanted: dict[str, Any]) -> list[dict[str, Any]]:
-    """The records already in ``out`` (dropping an incomplete last line), checked to be ours
-    and of the same spec, family and alpha argument; ``out`` is created when missing."""
+    """The records already in ``out``, checked to be ours and of the same spec, family and
+    alpha argument — only then is an incomplete last line (a kill mid-write) dropped; ``out``
+    is created when missing. A file that fails a check is refused and left as it is."""
     if out.is_dir():
         raise CalibrationError(f"--out {out} is a directory; give a file")
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         out.touch()
         return []
-    text = out.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):  # killed mid-write: the last line never finished
-        complete = text[:text.rfind("\n") + 1]
-        records = _parse(complete, out)  # refuses a foreign file before changing it
-        with out.open("r+", encoding="utf-8") as f:
-            f.truncate(len(complete.encode("utf-8")))
-    else:
-        records = _parse(text, out)
+    text = _read(out)
+    complete, tail = _split_tail(text)
+    records = _parse(complete, out)
+    if tail and not tail.startswith(f'{{"tool": "{MARKER}"'):
+        raise CalibrationError(f"{out}'s last line was not written by grl-props calibrate; give "
+                               f"another file (it is left as it is)")
     for record in records:
         if {key: record.get(key) for key in wanted} != wanted:
             raise CalibrationError(
                 f"--out {out} holds seed sets of {record.get('spec')} (adversary "
                 f"{record.get('adversary')}, alpha argument {record.get('alpha_arg')}); give "
                 f"another file, or the same layer and options to add sets to it")
+    if tail:  # ours, cut off by a kill: drop it so the next line starts clean
+        with out.open("r+", encoding="utf-8") as f:
+            f.truncate(len(complete.encode("utf-8")))
     return records
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CalibrationError(f"{path} is not a text file written by grl-props calibrate; give "
+                               f"another file (it is left as it is)") from None
+    except OSError as exc:
+        raise CalibrationError(f"{path} cannot be read ({exc.strerror})") from None
+
+
+def _split_tail(text: str) -> tuple[str, str]:
+    """``text`` as (complete lines, an unfinished last line or "")."""
+    if not text or text.endswith("\n"):
+        return text, ""
+    cut = text.rfind("\n") + 1
+    return text[:cut], text[cut:]
+
+
+_FIELDS = ("spec", "adversary", "set", "verdict", "judged_probe", "reported_probe", "leakage",
+           "control", "reported_leakage", "contract")
 
 
 def _parse(text: str, path: Path) -> list[dict[str, Any]]:
@@ -188,6 +238,10 @@ def _parse(text: str, path: Path) -> list[dict[str, Any]]:
         if not isinstance(record, dict) or record.get("tool") != MARKER:
             raise CalibrationError(f"{path} line {number} was not written by grl-props "
                                    f"calibrate; give another file (it is left as it is)")
+        missing = [key for key in _FIELDS if key not in record]
+        if missing:
+            raise CalibrationError(f"{path} line {number} lacks {', '.join(missing)}; it was "
+                                   f"changed after grl-props calibrate wrote it")
         records.append(record)
     return records
 
@@ -199,8 +253,7 @@ def read_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
     for path in paths:
         if not path.is_file():
             raise CalibrationError(f"{path} is not a file")
-        text = path.read_text(encoding="utf-8")
-        complete = text if text.endswith("\n") or not text else text[:text.rfind("\n") + 1]
+        complete, _ = _split_tail(_read(path))  # a line cut off by a kill is not a set
         for record in _parse(complete, path):
             key = (record["spec"], record["adversary"], record.get("alpha_arg"), record["set"])
             if key in by_key and by_key[key]["leakage"] != record["leakage"]:
@@ -219,10 +272,12 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[str]:
         raise CalibrationError("no seed sets to summarise")
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for record in records:
-        groups.setdefault((record["spec"], record["adversary"]), []).append(record)
+        key = (record["spec"], record["adversary"], record.get("alpha_arg"))
+        groups.setdefault(key, []).append(record)
     lines: list[str] = []
-    for (spec, adversary), group in groups.items():
-        lines += _summarize_group(spec, adversary, group)
+    for (spec, adversary, alpha_arg), group in groups.items():
+        name = spec if alpha_arg is None else f"{spec} (alpha argument {alpha_arg})"
+        lines += _summarize_group(name, adversary, group)
     return lines
 
 
@@ -233,7 +288,7 @@ def _summarize_group(spec: str, adversary: str, group: list[dict[str, Any]]) -> 
     contract = group[0]["contract"]
     if any(r["contract"] != contract for r in group):
         raise CalibrationError(f"the seed sets of {spec} were judged under different contracts")
-    tau, delta, rho = contract["tau"], contract["delta"], contract["robustness"]
+    tau, delta = contract["tau"], contract["delta"]
     leak = np.array([x for r in group for x in r["leakage"]], dtype=float)
     control = np.array([x for r in group for x in r["control"]], dtype=float)
     other = np.array([x for r in group for x in r["reported_leakage"]], dtype=float)
@@ -251,33 +306,69 @@ def _summarize_group(spec: str, adversary: str, group: list[dict[str, Any]]) -> 
     judged, reported = group[0]["judged_probe"], group[0]["reported_probe"]
     first, last = min(r["set"] for r in group), max(r["set"] for r in group)
     verdicts = [r["verdict"] for r in group]
-    fails, passes = verdicts.count("fail"), verdicts.count("pass")
     quiet = int((leak <= tau).sum())
+    loud = int(n_seeds - (leak < tau + delta).sum())
     lines = [
         f"{spec}, adversary {adversary}: {n_sets} seed sets ({first}–{last}), {n_seeds} seeds",
         f"  judged ({judged} probe, usable information over the permutation null): "
         f"{quantiles(leak)}",
-        f"  seeds with leakage <= tau = {tau:g}: {share(quiet, n_seeds)}",
+        f"  seeds with leakage <= tau = {tau:g}: {share(quiet, n_seeds)}; >= tau + delta = "
+        f"{tau + delta:g}: {share(loud, n_seeds)}",
         f"  control seeds with leakage >= tau + delta = {tau + delta:g}: "
         f"{share(int((control >= tau + delta).sum()), n_seeds)}",
         f"  reported, not judged ({reported} probe): {quantiles(other)}",
         "  verdicts: " + ", ".join(f"{v} {verdicts.count(v)}" for v in ("pass", "fail", "invalid")),
     ]
-    # The stated false-fail rate speaks for layers leaking > tau in at most rho of seeds.
-    in_pass_region = binomtest(n_seeds - quiet, n_seeds).proportion_ci(method="exact").low <= rho
-    if in_pass_region:
-        stated = contract["false_fail_rate"]
-        ci = binomtest(fails, n_sets).proportion_ci(confidence_level=0.95, method="exact")
-        consistent = "consistent with" if ci.low <= stated else "NOT consistent with"
-        lines.append(f"false-fail rate: {share(fails, n_sets)} (Clopper–Pearson), "
-                     f"{consistent} the stated <= {stated:g}")
-    else:
-        stated = contract["false_pass_rate"]
-        lines.append(f"this layer leaks > tau in more than {rho:.0%} of seeds, so no false-fail "
-                     f"rate applies; pass rate: {share(passes, n_sets)} (Clopper–Pearson; the "
-                     f"stated false-pass rate <= {stated:g} applies where >= {1 - rho:.0%} of "
-                     f"seeds leak >= {tau + delta:g})")
+    lines.append(_rate_line(contract, leak, verdicts, share))
     return lines
+
+
+def _rate_line(contract: dict[str, Any], leak: Any, verdicts: list[str],
+               share: Callable[[int, int], str]) -> str:
+    """The measured rate the contract speaks of, for where this layer is.
+
+    The stated false-fail rate applies to a layer leaking > tau in at most rho of seeds (the
+    pass region: shown when the interval of that fraction lies at or below rho); the stated
+    false-pass rate to one leaking >= tau + delta in at least 1 - rho of seeds (the fail region,
+    shown when that fraction's interval lies at or above 1 - rho). Between them the contract
+    states no rate; when the intervals straddle a boundary, more sets are needed to tell.
+    """
+    from scipy.stats import binomtest
+
+    tau, delta, rho = contract["tau"], contract["delta"], contract["robustness"]
+    n_seeds, n_sets = len(leak), len(verdicts)
+    above = int(n_seeds - (leak <= tau).sum())          # nan counts as leaking
+    loud = int(n_seeds - (leak < tau + delta).sum())
+    above_ci = binomtest(above, n_seeds).proportion_ci(method="exact")
+    loud_ci = binomtest(loud, n_seeds).proportion_ci(method="exact")
+    fails, passes = verdicts.count("fail"), verdicts.count("pass")
+    if above_ci.high <= rho:
+        return (f"false-fail rate: {share(fails, n_sets)} (Clopper–Pearson), "
+                f"{_against(fails, n_sets, contract['false_fail_rate'])}")
+    if loud_ci.low >= 1 - rho:
+        return (f"false-pass rate: {share(passes, n_sets)} (Clopper–Pearson), "
+                f"{_against(passes, n_sets, contract['false_pass_rate'])}")
+    if above_ci.low > rho and loud_ci.high < 1 - rho:
+        return (f"this layer leaks > tau in more than {rho:.0%} of seeds but >= tau + delta in "
+                f"fewer than {1 - rho:.0%}: the contract states no rate here (see the power "
+                f"curve); pass rate: {share(passes, n_sets)} (Clopper–Pearson)")
+    return (f"fail rate: {share(fails, n_sets)} (Clopper–Pearson); which stated rate applies "
+            f"cannot be told yet: {share(above, n_seeds)} of seeds leak > tau (the false-fail "
+            f"rate needs <= {rho:.0%}); run more sets")
+
+
+def _against(k: int, n: int, stated: float) -> str:
+    """Whether ``k`` events in ``n`` sets agree with a stated rate ``<= stated``."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    if ci.low > stated:
+        return f"NOT consistent with the stated <= {stated:g}"
+    if ci.high <= stated:
+        return f"within the stated <= {stated:g}"
+    needed = math.ceil(math.log(0.025) / math.log(1 - stated))  # 0 events: upper end <= stated
+    return (f"consistent with the stated <= {stated:g}, not yet shown (about {needed} sets "
+            f"without one would show it)")
 
 
 def _median(values: Sequence[float]) -> float:

@@ -126,9 +126,15 @@ def _calibrate(args: argparse.Namespace) -> int:
     """``grl-props calibrate``: run seed sets into --out, or summarise results files.
 
     Exit 0: every set judged / the measured rate is consistent with the stated one; 1: a set's
-    layer raised / the measured false-fail rate is not consistent with the stated one.
+    layer raised or a worker died / the measured rate is not consistent with the stated one.
     """
-    from grl_props.calibration import CalibrationError, calibrate, read_results, summarize
+    from grl_props.calibration import (
+        CalibrationError,
+        CalibrationInterrupted,
+        calibrate,
+        read_results,
+        summarize,
+    )
 
     try:
         if args.summarize:
@@ -147,6 +153,9 @@ def _calibrate(args: argparse.Namespace) -> int:
                         progress=lambda line: print(line, file=sys.stderr, flush=True))
     except CalibrationError as exc:
         raise UsageError(str(exc)) from None
+    except CalibrationInterrupted as exc:
+        print(f"grl-props: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     print(f"{args.out}: {run.ran} seed sets judged now, {run.already_done} were already there"
           + (f", {len(run.failures)} could not be judged" if run.failures else ""))
     for failure in run.failures:

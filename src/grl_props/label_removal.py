@@ -462,8 +462,9 @@ def per_seed_results(call: Callable[[int], Any], seeds: Sequence[int],
     for failure in failures:
         if isinstance(failure.error, _EmbedOutputError):
             raise ValueError(str(failure.error))
-    if failures:
-        raise EmbedError(failures, [getattr(r, "scores", r) for r in results])
+    if failures:  # the first seed's own exception is the cause, with its traceback
+        raise EmbedError(failures, [getattr(r, "scores", r) for r in results]
+                         ) from failures[0].error
     return results
 
 

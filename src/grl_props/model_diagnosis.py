@@ -211,8 +211,8 @@ def _seed_evidence(seed: int, *, embed: Embed, control: Embed | None,
 def _history(returned: Any, seed: int) -> TrainingHistory | None:
     if isinstance(returned, tuple) and len(returned) == 3:
         if not isinstance(returned[2], TrainingHistory):
-            raise ValueError(f"embed({seed})'s third item must be a TrainingHistory, got "
-                             f"{type(returned[2]).__name__}")
+            raise _EmbedOutputError(f"embed({seed})'s third item must be a TrainingHistory, "
+                                    f"got {type(returned[2]).__name__}")
         return returned[2]
     return None
 

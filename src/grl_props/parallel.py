@@ -4,12 +4,17 @@ Contract:
 
 * Seeds, not workers, decide every random draw. Each call runs with one torch thread and one
   BLAS/OpenMP thread (``threadpoolctl``) whatever ``n_jobs`` is, so ``n_jobs=None``, ``1``,
-  ``2`` and any joblib backend (``joblib.parallel_config(backend="dask")`` with a
-  ``distributed.Client``, Ray's ``ray_backend``) give bit-identical results.
+  ``2`` and joblib's process-based backends — loky (the default) and Dask
+  (``joblib.parallel_config(backend="dask")`` with a ``distributed.Client``; Ray's joblib
+  backend works the same way) — give bit-identical results. The ``threading`` backend is not
+  supported (torch's thread count and generator are process-wide, shared by the threads), nor
+  ``multiprocessing`` (joblib does not stream its results).
 * ``n_jobs=None`` runs the calls here, one after another, without pickling anything. An integer
-  runs them through :class:`joblib.Parallel` (loky worker processes unless a
-  ``joblib.parallel_config`` says otherwise); the callable must then be picklable by
-  cloudpickle (lambdas and closures are).
+  runs them through :class:`joblib.Parallel`; the callable must then be picklable by
+  cloudpickle. Lambdas, closures and functions of ``__main__`` travel by value; functions of an
+  importable module travel by name, so the workers must be able to import that module (a
+  remote Dask worker needs your package installed; or call
+  ``cloudpickle.register_pickle_by_value(module)``).
 * A call that raises an :class:`Exception` is returned as a :class:`SeedFailure` naming its seed;
   the other calls still run and are returned. A worker process that dies (segfault, killed)
   ends the whole map with joblib's error.
@@ -20,6 +25,7 @@ machine, Dask and Ray on clusters); nothing here schedules work by hand.
 
 from __future__ import annotations
 
+import os
 import pickle
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -96,8 +102,13 @@ def _single_threaded(call: Callable[[int], Any], seed: int,
 
 
 def _where(exc: BaseException) -> str:
+    """``file.py:LINE, in function`` of the deepest frame in the user's own code (not in an
+    installed package or in grl-props), else of the deepest frame."""
     frames = traceback.extract_tb(exc.__traceback__)
     if not frames:
         return ""
-    last = frames[-1]
-    return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}, in {last.name}"
+    ours = os.path.dirname(os.path.abspath(__file__))  # the grl_props package
+    own = [f for f in frames if "site-packages" not in f.filename
+           and not os.path.abspath(f.filename).startswith(ours)]
+    frame = (own or frames)[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}, in {frame.name}"

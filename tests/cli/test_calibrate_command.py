@@ -75,12 +75,16 @@ def test_summary_ends_with_the_false_fail_rate_and_its_interval(two_workers, cap
     lines = capsys.readouterr().out.splitlines()
     assert code == EXIT_OK
     assert lines[0].startswith(f"{SPEC}, adversary linear: 2 seed sets (1000–1001), 18 seeds")
-    assert lines[-1] == ("false-fail rate: 0/2 = 0.00% (95% CI 0.00%–84.19%) (Clopper–Pearson), "
-                         "consistent with the stated <= 0.001")
+    # 18 seeds cannot show that at most 10% leak > tau: the rate is stated, its reading is not
+    assert lines[-1] == (
+        "fail rate: 0/2 = 0.00% (95% CI 0.00%–84.19%) (Clopper–Pearson); which stated rate "
+        "applies cannot be told yet: 0/18 = 0.00% (95% CI 0.00%–18.53%) of seeds leak > tau "
+        "(the false-fail rate needs <= 10%); run more sets")
 
 
-def _record(k: int, verdict: str, leakage: float, control: float = 1.0) -> dict:
-    return {"tool": MARKER, "spec": "x:L", "adversary": "linear", "alpha_arg": None, "set": k,
+def _record(k: int, verdict: str, leakage: float, control: float = 1.0,
+            alpha_arg: str | None = None) -> dict:
+    return {"tool": MARKER, "spec": "x:L", "adversary": "linear", "alpha_arg": alpha_arg, "set": k,
             "verdict": verdict, "judged_probe": "logistic", "reported_probe": "mlp",
             "leakage": [leakage] * 9, "control": [control] * 9, "reported_leakage": [0.5] * 9,
             "contract": {"tau": 0.1, "delta": 0.1, "robustness": 0.1, "false_fail_rate": 1e-3,
@@ -101,12 +105,56 @@ def test_too_many_fails_are_not_consistent_with_the_stated_rate(tmp_path, capsys
     assert last.endswith("NOT consistent with the stated <= 0.001")
 
 
-def test_a_leaking_layer_gets_its_pass_rate_not_a_false_fail_rate(tmp_path, capsys):
-    records = [_record(k, "fail", 0.6) for k in range(10)]
+def _last_line(tmp_path: Path, capsys, records: list[dict]) -> tuple[int, str]:
+    code = main(["calibrate", "--summarize", str(_write(tmp_path / "r.jsonl", records))])
+    return code, capsys.readouterr().out.splitlines()[-1]
+
+
+def test_a_leaking_layer_gets_its_false_pass_rate_not_a_false_fail_rate(tmp_path, capsys):
+    code, last = _last_line(tmp_path, capsys, [_record(k, "fail", 0.6) for k in range(10)])
+    assert code == EXIT_OK
+    assert last == ("false-pass rate: 0/10 = 0.00% (95% CI 0.00%–30.85%) (Clopper–Pearson), "
+                    "consistent with the stated <= 0.001, not yet shown (about 3688 sets "
+                    "without one would show it)")
+
+
+def test_enough_clean_sets_show_the_stated_rate(tmp_path, capsys):
+    code, last = _last_line(tmp_path, capsys, [_record(k, "pass", 0.02) for k in range(3688)])
+    assert code == EXIT_OK
+    assert last.startswith("false-fail rate: 0/3688 = 0.00% (95% CI 0.00%–0.10%)")
+    assert last.endswith("within the stated <= 0.001")
+
+
+def test_a_layer_between_the_regions_gets_no_stated_rate(tmp_path, capsys):
+    code, last = _last_line(tmp_path, capsys, [_record(k, "pass", 0.15) for k in range(40)])
+    assert code == EXIT_OK
+    assert last.startswith("this layer leaks > tau in more than 10% of seeds but >= tau + delta "
+                           "in fewer than 90%: the contract states no rate here")
+
+
+def test_runs_with_another_alpha_argument_are_summarised_apart(tmp_path, capsys):
+    records = [_record(0, "pass", 0.0), _record(0, "pass", 0.0, alpha_arg="lambda_")]
     main(["calibrate", "--summarize", str(_write(tmp_path / "r.jsonl", records))])
-    last = capsys.readouterr().out.splitlines()[-1]
-    assert last.startswith("this layer leaks > tau in more than 10% of seeds, so no false-fail "
-                           "rate applies; pass rate: 0/10")
+    heads = [line for line in capsys.readouterr().out.splitlines() if line.startswith("x:L")]
+    assert sorted(heads) == [
+        "x:L (alpha argument lambda_), adversary linear: 1 seed sets (0–0), 9 seeds",
+        "x:L, adversary linear: 1 seed sets (0–0), 9 seeds"]
+
+
+@pytest.mark.parametrize("content", [
+    '{"my": "data"}',                                              # one line, no newline
+    json.dumps(_record(1000, "pass", 0.0)) + '\n{"tool": "grl-props calibrate", "spec": "x',
+    "\x89PNG\r\n\x1a\n\x00\xff",                                  # not text at all
+])
+def test_files_that_are_not_ours_or_of_another_layer_are_left_exactly_as_they_are(
+        content, tmp_path, capsys):
+    theirs = tmp_path / "r.jsonl"
+    theirs.write_bytes(content.encode("latin-1") if content.startswith("\x89") else
+                       content.encode())
+    before = theirs.read_bytes()
+    assert main(["calibrate", SPEC, "--sets", "1", "--out", str(theirs)]) == EXIT_USAGE
+    assert theirs.read_bytes() == before
+    assert "grl-props: error:" in capsys.readouterr().err
 
 
 def test_a_file_grl_props_did_not_write_is_refused_and_left_alone(tmp_path, capsys):

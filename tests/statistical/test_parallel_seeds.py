@@ -109,7 +109,35 @@ def test_removed():
     seed_pids = [pid for kind, pid in rows if kind == "seed"]
     (test_pid,) = [pid for kind, pid in rows if kind == "test"]
     assert len(seed_pids) == 9 and test_pid not in seed_pids  # every seed ran in a worker
-    assert JOBS_VARIABLE not in os.environ
+
+
+def test_grl_jobs_is_restored_after_the_session(pytester, monkeypatch):
+    monkeypatch.setenv(JOBS_VARIABLE, "7")  # the user's own setting, before pytest starts
+    pytester.makepyfile(test_user=f"""
+import os
+
+def test_sees_the_option():
+    assert os.environ["{JOBS_VARIABLE}"] == "3"
+""")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--grl-jobs", "3")
+    assert result.ret == 0, result.stdout.str()
+    assert os.environ[JOBS_VARIABLE] == "7"
+
+
+class _Unpicklable(Exception):
+    def __init__(self, code: int, why: str) -> None:  # pickling calls it with one argument
+        super().__init__(f"{why} ({code})")
+
+
+def _raises_unpicklable(seed: int):
+    raise _Unpicklable(seed, "broken fit")
+
+
+def test_an_exception_that_cannot_cross_processes_keeps_its_type_and_message():
+    done = dict(map_seeds(_raises_unpicklable, [4], n_jobs=2))
+    assert isinstance(done[4], SeedFailure) and isinstance(done[4].error, RuntimeError)
+    assert str(done[4].error) == "_Unpicklable: broken fit (4)"
+    assert done[4].where.startswith("test_parallel_seeds.py:")
 
 
 def test_grl_jobs_zero_is_a_usage_error(pytester):
