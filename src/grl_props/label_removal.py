@@ -28,7 +28,6 @@ Seed set ``seed`` is ``seeding.seed_set(seed, n)``: ``n`` consecutive seeds ``se
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,13 +41,21 @@ from grl_props.adapters import LayerUnderTest, set_alpha
 from grl_props.experiment.run import ExperimentConfig, ExperimentRun, run_experiment, train_control
 from grl_props.experiment.training import LayerError, SeedLayers, TrainedArm
 from grl_props.families import DEFAULT_ADVERSARY, JUDGED_PROBE
-from grl_props.parallel import JOBS_VARIABLE, SeedFailure, check_jobs, map_seeds
-from grl_props.probes import PROBE_NAMES, ProbeConfig, SeedScores, score_seed
+from grl_props.probes import ProbeConfig, SeedScores, score_seed
 from grl_props.seeding import seed_set
 from grl_props.sign_test import Contract, Judged, LabelRemovalVerdict, label_removal_verdict
+from grl_props.user_model import (
+    Embed,
+    EmbedError,
+    EmbedOutputError,
+    as_latents_and_labels,
+    jobs,
+    other_probe,
+    per_seed_results,
+    probe_config,
+)
 
 __all__ = [
-    "JOBS_VARIABLE",
     "EmbedError",
     "LabelRemovalResult",
     "StatisticalError",
@@ -282,10 +289,6 @@ def _reported(scores: Sequence[SeedScores], other: ProbeConfig, brief: bool = Fa
     return f"; not judged: {family} probes read {median:+.3f} bits"
 
 
-def _other_probe(probe: ProbeConfig) -> ProbeConfig:
-    return ProbeConfig(name="mlp" if probe.name == "logistic" else "logistic")
-
-
 def _finite(v: float) -> float | str:
     return v if np.isfinite(v) else str(v)
 
@@ -347,7 +350,6 @@ def check_label_removal(layer: LayerUnderTest, *, seed: int = 0, adversary: str 
 # ---------------------------------------------------------------------------------------------
 # A user's own model
 
-Embed = Callable[[int], tuple[Any, Any]]
 
 
 @dataclass(frozen=True)
@@ -364,7 +366,7 @@ class LabelRemovalResult:
         return self.verdict.outcome
 
     def summary(self) -> str:
-        return self.verdict.text() + _reported(self.scores, _other_probe(self.probe))
+        return self.verdict.text() + _reported(self.scores, other_probe(self.probe))
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able: verdict, contract, what was judged, per-seed leakage and scores."""
@@ -413,14 +415,14 @@ def assert_label_removed(embed: Embed, *, seeds: Sequence[int] | None = None,
     ``ValueError`` when they return something other than latents and labels.
     """
     contract = contract or Contract()
-    judged = _probe_config(JUDGED_PROBE[DEFAULT_ADVERSARY] if probe is None else probe)
+    judged = probe_config(JUDGED_PROBE[DEFAULT_ADVERSARY] if probe is None else probe)
     seeds = tuple(int(s) for s in (range(contract.seeds) if seeds is None else seeds))
     contract.check_seed_count(len(seeds))
     if len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"seeds must be distinct and 0 or more, got {list(seeds)}")
-    n_jobs = _jobs(n_jobs)
+    n_jobs = jobs(n_jobs)
     score = partial(_score_user_seed, embed=embed, control=control,
-                    probes=(judged, _other_probe(judged)))
+                    probes=(judged, other_probe(judged)))
     scores = tuple(per_seed_results(score, seeds, n_jobs))
     verdict = label_removal_verdict(
         [s.leakage("reversal", judged.name) for s in scores],
@@ -432,100 +434,17 @@ def assert_label_removed(embed: Embed, *, seeds: Sequence[int] | None = None,
     return result
 
 
-class EmbedError(RuntimeError):
-    """``embed`` or ``control`` raised for some seeds; ``scores`` keeps the other seeds' scores.
-
-    ``failures`` lists :class:`~grl_props.parallel.SeedFailure` (seed, exception, where).
-    """
-
-    def __init__(self, failures: Sequence[SeedFailure], scores: Sequence[SeedScores]) -> None:
-        self.failures = tuple(failures)
-        self.scores = tuple(scores)
-        lines = "; ".join(f.describe() for f in self.failures)
-        super().__init__(
-            f"embed or control raised for {len(self.failures)} of "
-            f"{len(self.failures) + len(self.scores)} seeds, so no verdict: {lines} (the "
-            f"{len(self.scores)} other seeds were scored; their scores are on this error's "
-            f".scores)")
-
-
-def per_seed_results(call: Callable[[int], Any], seeds: Sequence[int],
-                     n_jobs: int | None) -> list[Any]:
-    """``call(seed)`` for every seed (:func:`~grl_props.parallel.map_seeds`), in seed order.
-
-    Raises ``ValueError`` when an ``embed`` or ``control`` output was malformed (the caller's
-    usage), else :class:`EmbedError` naming every seed that raised, after all seeds ran.
-    """
-    done = dict(map_seeds(call, seeds, n_jobs))
-    failures = [done[s] for s in seeds if isinstance(done[s], SeedFailure)]
-    results = [done[s] for s in seeds if not isinstance(done[s], SeedFailure)]
-    for failure in failures:
-        if isinstance(failure.error, _EmbedOutputError):
-            raise ValueError(str(failure.error))
-    if failures:  # the first seed's own exception is the cause, with its traceback
-        raise EmbedError(failures, [getattr(r, "scores", r) for r in results]
-                         ) from failures[0].error
-    return results
-
-
-class _EmbedOutputError(ValueError):
-    """``embed`` or ``control`` returned something other than latents and labels."""
-
-
-def _jobs(n_jobs: int | None) -> int | None:
-    if n_jobs is None and os.environ.get(JOBS_VARIABLE):
-        try:
-            return check_jobs(int(os.environ[JOBS_VARIABLE]))
-        except ValueError:
-            raise ValueError(f"{JOBS_VARIABLE} must be a whole number other than 0, got "
-                             f"{os.environ[JOBS_VARIABLE]!r}") from None
-    return check_jobs(n_jobs)
-
-
 def _score_user_seed(seed: int, *, embed: Embed, control: Embed | None,
                      probes: tuple[ProbeConfig, ProbeConfig]) -> SeedScores:
     """One seed of :func:`assert_label_removed`: train, check the output, score every arm."""
-    latents, labels = _as_arrays(embed(seed), "embed", seed)
+    latents, labels = as_latents_and_labels(embed(seed), "embed", seed)
     arms = {"reversal": latents}
     if control is not None:
-        control_latents, control_labels = _as_arrays(control(seed), "control", seed)
+        control_latents, control_labels = as_latents_and_labels(control(seed), "control", seed)
         if not np.array_equal(control_labels, labels):
-            raise _EmbedOutputError(f"control({seed}) must return the same cells and labels "
+            raise EmbedOutputError(f"control({seed}) must return the same cells and labels "
                                     f"as embed({seed})")
         arms["control"] = control_latents
     return score_seed(seed, arms, labels, probes)
 
 
-def _probe_config(probe: str | ProbeConfig) -> ProbeConfig:
-    if isinstance(probe, ProbeConfig):
-        return probe
-    if probe not in PROBE_NAMES:
-        raise ValueError(f"probe must be one of {', '.join(PROBE_NAMES)}, got {probe!r}")
-    return ProbeConfig(name=probe)  # type: ignore[arg-type]
-
-
-def _as_arrays(pair: Any, name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(latents, labels)`` as float64 and int64 arrays, checked; a third item (a training
-    history for ``model_diagnosis.diagnose_model``) is ignored here."""
-    if isinstance(pair, tuple) and len(pair) == 3:
-        pair = pair[:2]
-    try:
-        latents, labels = pair
-    except (TypeError, ValueError):
-        raise _EmbedOutputError(f"{name}({seed}) must return (latents, labels), got "
-                                f"{type(pair).__name__}") from None
-    latents = _to_numpy(latents).astype(np.float64)
-    labels = _to_numpy(labels)
-    if latents.ndim != 2 or labels.ndim != 1 or len(latents) != len(labels):
-        raise _EmbedOutputError(f"{name}({seed}) must return latents (n, d) and labels (n,), "
-                                f"got shapes {latents.shape} and {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise _EmbedOutputError(f"{name}({seed}) labels must be integers, got {labels.dtype}")
-    return latents, labels.astype(np.int64)
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    detach = getattr(x, "detach", None)
-    if callable(detach):
-        x = detach().cpu().numpy()
-    return np.asarray(x)

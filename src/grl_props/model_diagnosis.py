@@ -20,7 +20,7 @@ What it was not given, it says it could not judge, by name; it never guesses.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -29,23 +29,22 @@ import numpy as np
 
 from grl_props.diagnosis import Diagnosis, Evidence, Finding, layer_finding, weigh
 from grl_props.families import ADVERSARY_FAMILIES, DEFAULT_ADVERSARY, JUDGED_PROBE
-from grl_props.label_removal import (
-    LabelRemovalResult,
-    _as_arrays,
-    _EmbedOutputError,
-    _jobs,
-    _other_probe,
-    _probe_config,
-    _to_numpy,
-    judged_for,
-    per_seed_results,
-)
+from grl_props.label_removal import LabelRemovalResult, judged_for
 from grl_props.probes import ProbeConfig, SeedScores, score_seed
 from grl_props.sign_test import Contract, label_removal_verdict
+from grl_props.user_model import (
+    Embed,
+    EmbedOutputError,
+    as_latents_and_labels,
+    jobs,
+    other_probe,
+    per_seed_results,
+    probe_config,
+    to_numpy,
+)
 
 __all__ = ["TrainingHistory", "diagnose_model", "one_hot_bce_chance"]
 
-Embed = Callable[[int], tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -106,13 +105,13 @@ def diagnose_model(embed: Embed, *, control: Embed | None = None,
         raise ValueError(f"adversary must be one of {', '.join(ADVERSARY_FAMILIES)}, got "
                          f"{adversary!r}")
     contract = contract or Contract()
-    judged = _probe_config(probe if probe is not None else
+    judged = probe_config(probe if probe is not None else
                            JUDGED_PROBE[adversary or DEFAULT_ADVERSARY])
     seeds = tuple(int(s) for s in (range(contract.seeds) if seeds is None else seeds))
     contract.check_seed_count(len(seeds))
     if len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"seeds must be distinct and 0 or more, got {list(seeds)}")
-    n_jobs = _jobs(n_jobs)
+    n_jobs = jobs(n_jobs)
     skipped = "a core property of the layer fails, so the model was not trained"
     if layer is None:
         layer_part = Finding("layer", None, "no layer given (pass layer=, your GRL class or its "
@@ -124,7 +123,7 @@ def diagnose_model(embed: Embed, *, control: Embed | None = None,
         if layer_part.supported:
             return Diagnosis("layer", (layer_part, Finding("convergence", None, skipped),
                                        Finding("setup", None, skipped)), None, report)
-    other = _other_probe(judged)
+    other = other_probe(judged)
     run = partial(_seed_evidence, embed=embed, control=control, probes=(judged, other))
     per_seed: list[_SeedEvidence] = per_seed_results(run, seeds, n_jobs)
     scores = tuple(e.scores for e in per_seed)
@@ -174,13 +173,13 @@ def _seed_evidence(seed: int, *, embed: Embed, control: Embed | None,
                    probes: tuple[ProbeConfig, ProbeConfig]) -> _SeedEvidence:
     """One seed: train, score the final latents (and control), each checkpoint, the loss."""
     returned = embed(seed)
-    latents, labels = _as_arrays(returned, "embed", seed)
+    latents, labels = as_latents_and_labels(returned, "embed", seed)
     history = _history(returned, seed)
     arms = {"reversal": latents}
     if control is not None:
-        control_latents, control_labels = _as_arrays(control(seed), "control", seed)
+        control_latents, control_labels = as_latents_and_labels(control(seed), "control", seed)
         if not np.array_equal(control_labels, labels):
-            raise _EmbedOutputError(f"control({seed}) must return the same cells and labels "
+            raise EmbedOutputError(f"control({seed}) must return the same cells and labels "
                                     f"as embed({seed})")
         arms["control"] = control_latents
     scores = score_seed(seed, arms, labels, probes)
@@ -190,9 +189,9 @@ def _seed_evidence(seed: int, *, embed: Embed, control: Embed | None,
         if history.checkpoints:
             checkpoints = {}
             for step, latents_then in history.checkpoints.items():
-                z = _to_numpy(latents_then).astype(np.float64)
+                z = to_numpy(latents_then).astype(np.float64)
                 if z.ndim != 2 or len(z) != len(labels):
-                    raise _EmbedOutputError(
+                    raise EmbedOutputError(
                         f"embed({seed}): checkpoint {step} must hold latents (n, d) of the same "
                         f"{len(labels)} cells as the final latents, got shape {z.shape}")
                 checkpoints[int(step)] = score_seed(seed, {"reversal": z}, labels, probes[:1],
@@ -211,7 +210,7 @@ def _seed_evidence(seed: int, *, embed: Embed, control: Embed | None,
 def _history(returned: Any, seed: int) -> TrainingHistory | None:
     if isinstance(returned, tuple) and len(returned) == 3:
         if not isinstance(returned[2], TrainingHistory):
-            raise _EmbedOutputError(f"embed({seed})'s third item must be a TrainingHistory, "
+            raise EmbedOutputError(f"embed({seed})'s third item must be a TrainingHistory, "
                                     f"got {type(returned[2]).__name__}")
         return returned[2]
     return None
