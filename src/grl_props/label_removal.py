@@ -47,8 +47,7 @@ from grl_props.sign_test import Contract, Judged, LabelRemovalVerdict, label_rem
 from grl_props.user_model import (
     Embed,
     EmbedError,
-    EmbedOutputError,
-    as_latents_and_labels,
+    arms_of_seed,
     jobs,
     other_probe,
     per_seed_results,
@@ -437,14 +436,7 @@ def assert_label_removed(embed: Embed, *, seeds: Sequence[int] | None = None,
 def _score_user_seed(seed: int, *, embed: Embed, control: Embed | None,
                      probes: tuple[ProbeConfig, ProbeConfig]) -> SeedScores:
     """One seed of :func:`assert_label_removed`: train, check the output, score every arm."""
-    latents, labels = as_latents_and_labels(embed(seed), "embed", seed)
-    arms = {"reversal": latents}
-    if control is not None:
-        control_latents, control_labels = as_latents_and_labels(control(seed), "control", seed)
-        if not np.array_equal(control_labels, labels):
-            raise EmbedOutputError(f"control({seed}) must return the same cells and labels "
-                                    f"as embed({seed})")
-        arms["control"] = control_latents
+    _, arms, labels = arms_of_seed(seed, embed, control)
     return score_seed(seed, arms, labels, probes)
 
 

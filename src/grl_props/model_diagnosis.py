@@ -35,7 +35,7 @@ from grl_props.sign_test import Contract, label_removal_verdict
 from grl_props.user_model import (
     Embed,
     EmbedOutputError,
-    as_latents_and_labels,
+    arms_of_seed,
     jobs,
     other_probe,
     per_seed_results,
@@ -172,16 +172,8 @@ def _trend(per_seed: Sequence[_SeedEvidence], final: float
 def _seed_evidence(seed: int, *, embed: Embed, control: Embed | None,
                    probes: tuple[ProbeConfig, ProbeConfig]) -> _SeedEvidence:
     """One seed: train, score the final latents (and control), each checkpoint, the loss."""
-    returned = embed(seed)
-    latents, labels = as_latents_and_labels(returned, "embed", seed)
+    returned, arms, labels = arms_of_seed(seed, embed, control)
     history = _history(returned, seed)
-    arms = {"reversal": latents}
-    if control is not None:
-        control_latents, control_labels = as_latents_and_labels(control(seed), "control", seed)
-        if not np.array_equal(control_labels, labels):
-            raise EmbedOutputError(f"control({seed}) must return the same cells and labels "
-                                    f"as embed({seed})")
-        arms["control"] = control_latents
     scores = score_seed(seed, arms, labels, probes)
     checkpoints = None
     loss_tail = chance = None

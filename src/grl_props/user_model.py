@@ -18,7 +18,7 @@ import numpy as np
 from grl_props.parallel import JOBS_VARIABLE, SeedFailure, check_jobs, map_seeds
 from grl_props.probes import PROBE_NAMES, ProbeConfig, SeedScores
 
-__all__ = ["Embed", "EmbedError", "EmbedOutputError", "as_latents_and_labels", "jobs",
+__all__ = ["Embed", "EmbedError", "EmbedOutputError", "arms_of_seed", "as_latents_and_labels", "jobs",
            "other_probe", "per_seed_results", "probe_config", "to_numpy"]
 
 Embed = Callable[[int], tuple[Any, ...]]
@@ -62,6 +62,23 @@ def per_seed_results(call: Callable[[int], Any], seeds: Sequence[int],
 
 class EmbedOutputError(ValueError):
     """``embed`` or ``control`` returned something other than latents and labels."""
+
+
+def arms_of_seed(seed: int, embed: Embed, control: Embed | None
+                 ) -> tuple[Any, dict[str, np.ndarray], np.ndarray]:
+    """Train one seed: ``(what embed returned, {"reversal": latents[, "control": ...]},
+    labels)``, every output checked (:class:`EmbedOutputError` when malformed, or when the
+    control's cells and labels are not embed's)."""
+    returned = embed(seed)
+    latents, labels = as_latents_and_labels(returned, "embed", seed)
+    arms = {"reversal": latents}
+    if control is not None:
+        control_latents, control_labels = as_latents_and_labels(control(seed), "control", seed)
+        if not np.array_equal(control_labels, labels):
+            raise EmbedOutputError(f"control({seed}) must return the same cells and labels "
+                                   f"as embed({seed})")
+        arms["control"] = control_latents
+    return returned, arms, labels
 
 
 def jobs(n_jobs: int | None) -> int | None:

@@ -130,3 +130,14 @@ def train_user_model(seed: int, *, reverse: bool = True, steps: int = 1200,
         opt_adv.step()
     with torch.no_grad():
         return encoder(data.x_probe).numpy(), data.y_probe.numpy()
+
+
+def shifted_latents(seed: int, shift: float, n: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian latents whose two minority classes are shifted by ``shift`` along their own axis
+    (classes 0.75 / 0.15 / 0.10, as in the reference experiment)."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=[0.75, 0.15, 0.10])
+    z = rng.standard_normal((n, 4))
+    z[y == 1, 0] += shift
+    z[y == 2, 1] += shift
+    return z, y

@@ -6,7 +6,7 @@ from functools import cache
 
 import numpy as np
 import pytest
-from grl_stats_helpers import train_user_model  # this directory is on sys.path under pytest
+from grl_stats_helpers import shifted_latents, train_user_model  # this directory is on sys.path under pytest
 
 from grl_props.label_removal import LabelRemovalResult, assert_label_removed
 from grl_props.probes import ProbeConfig, score_seed
@@ -44,7 +44,7 @@ def test_too_few_seeds_are_refused_before_any_training():
 
     def embed(seed: int):
         calls.append(seed)
-        return _synthetic(seed, 0.0)
+        return shifted_latents(seed, 0.0)
 
     with pytest.raises(ValueError, match="5 seeds are too few for this contract; at least 9"):
         assert_label_removed(embed, seeds=range(5))
@@ -57,17 +57,6 @@ def test_too_few_seeds_are_refused_before_any_training():
     assert calls == []
 
 
-def _synthetic(seed: int, shift: float, n: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian latents whose two minority classes are shifted by ``shift`` along their own axis
-    (classes 0.75 / 0.15 / 0.10, as in the reference experiment)."""
-    rng = np.random.default_rng(seed)
-    y = rng.choice(3, size=n, p=[0.75, 0.15, 0.10])
-    z = rng.standard_normal((n, 4))
-    z[y == 1, 0] += shift
-    z[y == 2, 1] += shift
-    return z, y
-
-
 @pytest.mark.parametrize("probe", ["logistic", "mlp"])
 def test_weak_leakage_moves_the_measure_above_the_null_where_argmax_macro_f1_does_not(probe):
     """Shift 1.0: the Bayes one-vs-rest AUC is about 0.74 (0.14 bits). Under this imbalance the
@@ -76,7 +65,7 @@ def test_weak_leakage_moves_the_measure_above_the_null_where_argmax_macro_f1_doe
     with no seed counted. Usable information puts every seed well above the null (whose spread
     is about 0.02 bits)."""
     seeds = range(9)
-    scores = [score_seed(s, {"reversal": _synthetic(s, 1.0)[0]}, _synthetic(s, 1.0)[1],
+    scores = [score_seed(s, {"reversal": shifted_latents(s, 1.0)[0]}, shifted_latents(s, 1.0)[1],
                          (ProbeConfig(name=probe),)) for s in seeds]
     f1_leakage = np.array([s.leakage("reversal", probe, "macro_f1") for s in scores])
     bits = np.array([s.leakage("reversal", probe) for s in scores])
@@ -90,11 +79,11 @@ def test_weak_leakage_moves_the_measure_above_the_null_where_argmax_macro_f1_doe
 def test_leakage_read_at_auc_08_fails_the_verdict(probe):
     """Shift 1.2: Bayes one-vs-rest AUC about 0.79, 0.2 bits = tau + delta: cannot pass."""
     with pytest.raises(AssertionError, match="label removed for .* probes: fail"):
-        assert_label_removed(lambda s: _synthetic(s, 1.2), probe=probe)
+        assert_label_removed(lambda s: shifted_latents(s, 1.2), probe=probe)
 
 
 @pytest.mark.parametrize("probe", ["logistic", "mlp"])
 def test_latents_without_the_label_pass(probe):
-    result = assert_label_removed(lambda s: _synthetic(s, 0.0), probe=probe,
-                                  control=lambda s: _synthetic(s, 3.0))
+    result = assert_label_removed(lambda s: shifted_latents(s, 0.0), probe=probe,
+                                  control=lambda s: shifted_latents(s, 3.0))
     assert result.verdict.n_leaking == 0 and result.verdict.control_n_blind == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from grl_stats_helpers import BROKEN_LAYERS  # this directory is on sys.path under pytest
+from grl_stats_helpers import BROKEN_LAYERS, shifted_latents  # this directory is on sys.path under pytest
 from scipy.stats import entropy
 
 from grl_props.model_diagnosis import TrainingHistory, diagnose_model, one_hot_bce_chance
@@ -12,33 +12,23 @@ from grl_props.model_diagnosis import TrainingHistory, diagnose_model, one_hot_b
 H_Y = 0.7313  # nats, classes 0.75 / 0.15 / 0.10
 
 
-def _latents(seed: int, shift: float, n: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian latents of the same cells for any ``shift``: minority classes moved by it."""
-    rng = np.random.default_rng(seed)
-    y = rng.choice(3, size=n, p=[0.75, 0.15, 0.10])
-    z = rng.standard_normal((n, 4))
-    z[y == 1, 0] += shift
-    z[y == 2, 1] += shift
-    return z, y
-
-
 def _model(final: float, *, loss: float | None, checkpoints: dict[int, float] | None = None,
            chance: float | None = None):
     """An embed whose latents leak by ``final`` (bits grow with it), with a history."""
     def embed(seed: int):
-        z, y = _latents(seed, final)
+        z, y = shifted_latents(seed, final)
         if loss is None and checkpoints is None:
             return z, y
         return z, y, TrainingHistory(
             adversary_loss=[] if loss is None else [1.2] * 80 + [loss] * 20,
             adversary_chance=chance,
-            checkpoints={s: _latents(seed, shift)[0] for s, shift in (checkpoints or {}).items()},
+            checkpoints={s: shifted_latents(seed, shift)[0] for s, shift in (checkpoints or {}).items()},
             steps=1000)
     return embed
 
 
 def _control(seed: int):
-    return _latents(seed, 4.0)
+    return shifted_latents(seed, 4.0)
 
 
 def test_an_adversary_at_chance_while_a_probe_reads_the_label_is_a_fooled_adversary():
@@ -121,7 +111,7 @@ def test_one_hot_bce_chance_is_the_mean_binary_entropy_of_the_class_frequencies(
 
 def test_a_checkpoint_of_other_cells_is_refused():
     def embed(seed: int):
-        z, y = _latents(seed, 0.0)
+        z, y = shifted_latents(seed, 0.0)
         return z, y, TrainingHistory(checkpoints={10: z[:5]})
 
     with pytest.raises(ValueError, match="checkpoint 10 must hold latents .* of the same 1024"):
