@@ -17,6 +17,11 @@ Accepted kinds of ``Name``:
 
 Anything else raises :class:`SpecError` with one sentence saying what was expected and found.
 
+*Contracts.* A layer is checked against a :class:`~grl_props.contracts.Contract` (default
+``reverse``). Under a contract whose layers take no alpha (``stop``, ``ste-round``, ``ste-sign``)
+the same kinds are accepted without the alpha: a module class built with no argument, a function
+``f(x)``, a Function called as ``.apply(x)``, an instance.
+
 *Claims.* Some properties (``torchscript``, ``torch_export``) check a support that not every
 layer offers; they run only where the layer claims it, explicitly, in one of three ways: an
 attribute ``__grl_props_claims__ = ("torchscript",)`` on the class, function or Function
@@ -39,6 +44,8 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+
+from grl_props.contracts import REVERSE, Contract, ContractError, resolve_contract
 
 __all__ = [
     "ALPHA_ARGUMENT_NAMES",
@@ -100,7 +107,7 @@ class LayerUnderTest:
     bound function for functions and Functions, a deep copy for instances. ``fixed_alpha`` is set
     when only one alpha can be built; ``obj`` is what the spec named; ``spec`` is the spec string
     when the layer was loaded from one (so another process can load it again); ``claims`` are the
-    supports it claims (:data:`CLAIMS`).
+    supports it claims (:data:`CLAIMS`); ``contract`` is what it promises (default ``reverse``).
     """
 
     name: str
@@ -111,12 +118,14 @@ class LayerUnderTest:
     note: str = ""
     spec: str | None = None
     claims: frozenset[str] = frozenset()
+    contract: Contract = REVERSE
     _alpha_as_tensor: bool | None = field(default=None, repr=False)
 
     @property
     def any_alpha(self) -> bool:
-        """Whether layers with arbitrary alphas can be built."""
-        return self.fixed_alpha is None
+        """Whether layers with arbitrary alphas can be built (never under a contract without
+        alpha)."""
+        return self.fixed_alpha is None and self.contract.takes_alpha
 
     @property
     def default_alpha(self) -> float:
@@ -129,7 +138,10 @@ class LayerUnderTest:
 
         For functions and Functions, alpha is passed as a 0-d tensor when the layer needs one
         or ``as_tensor`` asks for it, else as a float; module layers get it in their constructor.
+        Under a contract without alpha, ``alpha`` is ignored: the layer is built as it is.
         """
+        if not self.contract.takes_alpha:
+            return self._build_without_alpha()
         alpha = self.default_alpha if alpha is None else float(alpha)
         if self.kind == "module_class":
             return self.obj(**{str(self.alpha_arg): alpha})  # type: ignore[no-any-return]
@@ -147,16 +159,31 @@ class LayerUnderTest:
         # float64, so that no alpha a float can hold is rounded away (1e-148 stays 1e-148)
         return BoundFunction(apply, torch.tensor(alpha, dtype=torch.float64) if tensor else alpha)
 
+    def _build_without_alpha(self) -> Callable[[Tensor], Tensor]:
+        if self.kind == "module_class":
+            return self.obj()  # type: ignore[no-any-return]
+        if self.kind == "module_instance":
+            try:
+                return copy.deepcopy(self.obj)
+            except Exception:  # not copyable: share the one instance
+                return self.obj  # type: ignore[no-any-return]
+        return BoundFunction(self.obj.apply if self.kind == "autograd_function" else self.obj, None)
+
 
 class BoundFunction:
-    """``f(x, alpha)`` with alpha bound; alpha is a float or a 0-d tensor shared by every call."""
+    """``f(x, alpha)`` with alpha bound; alpha is a float or a 0-d tensor shared by every call,
+    or ``None`` for a layer without alpha (called as ``f(x)``)."""
 
-    def __init__(self, fn: Callable[..., Any], alpha: float | Tensor) -> None:
+    def __init__(self, fn: Callable[..., Any], alpha: float | Tensor | None) -> None:
         self.fn = fn
         self.alpha = alpha
 
     def __call__(self, x: Tensor) -> Any:
-        return self.fn(x, self.alpha)
+        return self.call(x, self.alpha)
+
+    def call(self, x: Tensor, alpha: Any) -> Any:
+        """``fn(x, alpha)``, or ``fn(x)`` for a layer without alpha."""
+        return self.fn(x) if self.alpha is None else self.fn(x, alpha)
 
     def __repr__(self) -> str:
         return f"BoundFunction({getattr(self.fn, '__qualname__', self.fn)!r}, alpha={self.alpha!r})"
@@ -221,22 +248,30 @@ def _find_alpha_attribute(layer: Any) -> tuple[str, Any]:
 
 
 def load_layer(spec: str | Any, *, alpha_arg: str | None = None,
-               claims: Sequence[str] = ()) -> LayerUnderTest:
+               claims: Sequence[str] = (), contract: str | Contract | None = None) -> LayerUnderTest:
     """Resolve ``spec`` (a string, or the object itself) into a :class:`LayerUnderTest`.
 
     ``claims`` adds to what the layer claims itself (:data:`CLAIMS_ATTRIBUTE`,
-    :data:`DOCUMENTED_CLAIMS`). Raises :class:`SpecError` with one sentence when the spec does not
-    import, names an object of the wrong kind, or a claim is unknown. Nothing of the user's is
-    called except a no-argument constructor of a module class that names no alpha argument.
+    :data:`DOCUMENTED_CLAIMS`); ``contract`` is a built-in contract name, a
+    ``package.module:NAME`` spec or a Contract (default ``reverse``). Raises :class:`SpecError`
+    with one sentence when the spec does not import, names an object of the wrong kind, or a
+    claim or the contract is unknown. Nothing of the user's is called except a no-argument
+    constructor of a module class that names no alpha argument.
     """
     given = _check_claims(claims, "claims")
+    try:
+        promised = resolve_contract(contract)
+    except ContractError as exc:
+        raise SpecError(str(exc)) from None
     if isinstance(spec, str):
         obj = _import_spec(spec)
         name = spec
     else:
         obj = spec
         name = getattr(spec, "__qualname__", None) or type(spec).__qualname__
-    layer = _classify(name, obj, alpha_arg)
+    layer = (_classify(name, obj, alpha_arg) if promised.takes_alpha
+             else _classify_without_alpha(name, obj, promised))
+    layer.contract = promised
     layer.spec = spec if isinstance(spec, str) else None
     layer.claims = given | _declared_claims(name, obj)
     return layer
@@ -344,6 +379,37 @@ def _classify(name: str, obj: Any, alpha_arg: str | None) -> LayerUnderTest:
         _check_two_arguments(name, obj)
         return LayerUnderTest(name, "function", obj)
     raise SpecError(f"expected {_EXPECTED}; {name!r} is {_describe(obj)}")
+
+
+def _classify_without_alpha(name: str, obj: Any, contract: Contract) -> LayerUnderTest:
+    """Under a contract without alpha: the same kinds, built and called without alpha."""
+    if isinstance(obj, type) and issubclass(obj, torch.autograd.Function):
+        return LayerUnderTest(name, "autograd_function", obj)
+    if isinstance(obj, type) and issubclass(obj, nn.Module):
+        try:
+            inspect.signature(obj).bind()
+        except TypeError:
+            raise SpecError(f"a {contract.name} layer takes no alpha, so grl-props builds "
+                            f"{name}() without arguments, but its constructor needs some; name a "
+                            "built instance or a function instead") from None
+        except ValueError:
+            pass  # no signature to read: let building it find out
+        return LayerUnderTest(name, "module_class", obj)
+    if isinstance(obj, nn.Module):
+        return LayerUnderTest(name, "module_instance", obj)
+    if callable(obj) and not isinstance(obj, type):
+        try:
+            signature = inspect.signature(obj)
+        except (TypeError, ValueError):
+            return LayerUnderTest(name, "function", obj)  # builtins and ops: cannot tell
+        try:
+            signature.bind(object())
+        except TypeError:
+            raise SpecError(f"a {contract.name} layer takes no alpha: expected a function f(x) "
+                            f"taking one argument; {name!r} has signature {signature}") from None
+        return LayerUnderTest(name, "function", obj)
+    raise SpecError(f"expected an nn.Module subclass, an nn.Module instance, a function f(x) or a "
+                    f"torch.autograd.Function subclass; {name!r} is {_describe(obj)}")
 
 
 def _describe(obj: Any) -> str:

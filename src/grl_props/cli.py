@@ -28,6 +28,7 @@ from typing import Any
 
 from grl_props import __version__
 from grl_props.adapters import CLAIMS, LayerUnderTest, SpecError, default_layers, load_layer
+from grl_props.contracts import CONTRACTS, DEFAULT_CONTRACT, ContractError, resolve_contract
 from grl_props.families import ADVERSARY_FAMILIES, DEFAULT_ADVERSARY
 from grl_props.matrix import Progress, render_details, render_matrix, render_warnings, short_names
 from grl_props.properties import TIERS, all_properties
@@ -68,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="check a support the layers claim (repeatable); without it "
                             "torchscript/torch_export run only for layers that claim them "
                             "with __grl_props_claims__")
+    check.add_argument("--contract", default=DEFAULT_CONTRACT, metavar="NAME",
+                       help=f"what the layers promise: {', '.join(CONTRACTS)} (default "
+                            f"{DEFAULT_CONTRACT}), or package.module:NAME of your own Contract; "
+                            "the statistical verdict runs only under reverse")
     check.add_argument("--timeout", default=str(RunOptions.timeout), metavar="S",
                        help=f"time limit per property in seconds, above 0 (default {RunOptions.timeout:g})")
     check.add_argument("--no-properties", action="store_true", help="skip the property battery")
@@ -251,7 +256,22 @@ def _check(args: argparse.Namespace) -> int:
     if args.report and args.no_stats:
         raise UsageError("--report draws the statistical verdict, which --no-stats turns off")
     timeout = _timeout(args.timeout)
-    layers = [load_layer(spec, alpha_arg=args.alpha_arg, claims=args.claims) for spec in args.specs]
+    try:
+        contract = resolve_contract(args.contract)
+    except ContractError as exc:
+        raise UsageError(f"--contract: {exc}") from None
+    reversal = contract.name == DEFAULT_CONTRACT
+    if not args.specs and not reversal:
+        raise UsageError(f"name the layers to check under the {contract.name} contract: the "
+                         "built-in default layers are gradient reversal layers")
+    if not reversal and args.no_properties:
+        raise UsageError(f"--no-properties leaves nothing to run under the {contract.name} "
+                         "contract: the statistical verdict runs only under reverse")
+    if not reversal and args.report:
+        raise UsageError(f"--report draws the statistical verdict, which runs only under the "
+                         f"reverse contract, not {contract.name}")
+    layers = [load_layer(spec, alpha_arg=args.alpha_arg, claims=args.claims, contract=contract)
+              for spec in args.specs]
     if not layers:
         layers = default_layers()
         for layer in layers:
@@ -274,13 +294,15 @@ def _check(args: argparse.Namespace) -> int:
             check_index(report_dir)
         except ReportError as exc:
             raise UsageError(f"--report: {exc}") from None
-    properties = [] if args.no_properties else all_properties()
+    properties = [] if args.no_properties else all_properties(contract=contract)
 
     reports: list[LayerReport] = []
     for layer, label, folder in zip(layers, labels, folders, strict=True):
         report = run_battery(layer, options=options, properties=properties,
                              on_result=functools.partial(progress.property_done, label))
-        if not args.no_stats:
+        if not reversal:
+            report.note = "; ".join(n for n in (report.note, _NO_VERDICT.format(contract.name)) if n)
+        elif not args.no_stats:
             report.statistical = _statistical(layer, label, args.seed, args.adversary, progress,
                                               None if report_dir is None else report_dir / folder)
         reports.append(report)
@@ -297,6 +319,11 @@ def _check(args: argparse.Namespace) -> int:
     return _exit_code(reports, required)
 
 
+#: Why no statistical verdict runs under a contract other than ``reverse``.
+_NO_VERDICT = ("statistical verdict not run: it judges whether training through a gradient "
+               "reversal removes a label, which the {} contract does not promise")
+
+
 def _replay(layer: LayerUnderTest, report: LayerReport, args: argparse.Namespace,
             required: Sequence[str]) -> str:
     """The command that replays what failed for ``layer`` (same seed, examples and options), or
@@ -307,6 +334,8 @@ def _replay(layer: LayerUnderTest, report: LayerReport, args: argparse.Namespace
     if not (properties_failed or verdict_failed) or layer.spec is None:
         return ""
     words = ["grl-props", "check", layer.spec, "--seed", str(args.seed)]
+    if args.contract != DEFAULT_CONTRACT:
+        words += ["--contract", args.contract]
     if properties_failed:
         words += ["--max-examples", str(args.max_examples)]
         if args.tier != "core":

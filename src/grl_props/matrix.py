@@ -50,7 +50,7 @@ def render_matrix(reports: Sequence[LayerReport], required: Sequence[str]) -> st
     header = f"{'tier':8} {'property':{width_name}}  " + "  ".join(
         f"{n:{w}}" for n, w in zip(names, widths, strict=True)
     )
-    lines = [header, "-" * len(header)]
+    lines = [_contract_line(reports), header, "-" * len(header)]
     previous_tier = None
     for index, (tier, name) in enumerate(rows):
         if previous_tier is not None and tier != previous_tier:
@@ -64,6 +64,17 @@ def render_matrix(reports: Sequence[LayerReport], required: Sequence[str]) -> st
     if any(p.ran_fewer_examples for r in reports for p in r.properties):
         lines.append(f"{_FEWER} ran fewer examples than asked (see below)")
     return "\n".join(lines)
+
+
+def _contract_line(reports: Sequence[LayerReport]) -> str:
+    """Which contract the matrix checks: ``contract: reverse (forward the identity, VJP -alpha·v)``."""
+    from grl_props.contracts import CONTRACTS
+
+    named = sorted({r.contract for r in reports})
+    if len(named) == 1 and named[0] in CONTRACTS:
+        contract = CONTRACTS[named[0]]
+        return f"contract: {contract.name} (forward {contract.forward_text}, VJP {contract.vjp_text})"
+    return "contract: " + ", ".join(named)
 
 
 def _summary_cell(report: LayerReport, tier: str) -> str:

@@ -27,6 +27,7 @@ import contextlib
 import importlib
 import multiprocessing
 import os
+import pickle
 import re
 import sys
 import tempfile
@@ -43,6 +44,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import FailedHealthCheck
 
 from grl_props.adapters import LayerUnderTest, SpecError, load_layer
+from grl_props.contracts import Contract
 from grl_props.properties import SKIP_KINDS, TIERS, Property, Skip, SkipKind, all_properties, get
 
 __all__ = ["PREFLIGHT", "CannotRun", "LayerReport", "PropertyResult", "RunOptions", "run_battery",
@@ -138,7 +140,8 @@ class LayerReport:
     """All results for one spec; ``ok`` is whether every property of ``required`` tiers passed or
     skipped. ``isolation`` says how the properties ran (in child processes, or why not).
     ``cannot_run`` is the one sentence saying why no property could run (:data:`PREFLIGHT`
-    failed; every property then carries it, with the same status), ``""`` otherwise."""
+    failed; every property then carries it, with the same status), ``""`` otherwise.
+    ``contract`` names the contract the layer was checked against."""
 
     spec: str
     properties: list[PropertyResult] = field(default_factory=list)
@@ -146,6 +149,7 @@ class LayerReport:
     note: str = ""
     isolation: str = "in-process"
     cannot_run: str = ""
+    contract: str = "reverse"
 
     def ok(self, required: Sequence[str]) -> bool:
         return all(r.status in ("pass", "skip") for r in self.properties if r.tier in required)
@@ -163,6 +167,7 @@ class LayerReport:
     def to_json(self, required: Sequence[str]) -> dict[str, Any]:
         return {
             "spec": self.spec,
+            "contract": self.contract,
             "ok": self.ok(required) and _statistical_ok(self.statistical),
             "isolation": self.isolation,
             "summary": self.summary(),
@@ -285,12 +290,16 @@ def _can_run(layer: LayerUnderTest) -> None:
     try:
         fn = layer.build()
     except Exception as exc:
-        call = (f"{getattr(layer.obj, '__qualname__', layer.name)}({layer.alpha_arg}="
-                f"{layer.default_alpha!r})"
-                if layer.kind == "module_class" else f"{layer.name} with alpha {layer.default_alpha!r}")
+        takes_alpha = layer.contract.takes_alpha
+        qualname = getattr(layer.obj, '__qualname__', layer.name)
+        if layer.kind == "module_class":
+            call = (f"{qualname}({layer.alpha_arg}={layer.default_alpha!r})" if takes_alpha
+                    else f"{qualname}()")
+        else:
+            call = f"{layer.name} with alpha {layer.default_alpha!r}" if takes_alpha else layer.name
         hint = (" (name the argument that holds alpha with --alpha-arg, or alpha_arg= in "
-                "conformance_suite)" if layer.kind == "module_class" else "")
-        raise CannotRun(f"{layer.name} is not a gradient reversal layer that grl-props can build: "
+                "conformance_suite)" if layer.kind == "module_class" and takes_alpha else "")
+        raise CannotRun(f"{layer.name} is not a {layer.contract.noun} that grl-props can build: "
                         f"{call} raised {_one_line(exc)}{_origin(exc, skip_own=True)}{hint}",
                         "error") from None
     x = torch.tensor(_PLAIN, requires_grad=True)
@@ -303,12 +312,13 @@ def _can_run(layer: LayerUnderTest) -> None:
     try:
         require_tensor(out, "its output", like=x)
     except AssertionError as exc:
-        raise CannotRun(f"the layer cannot run as a gradient reversal layer: {what}, {exc}",
+        raise CannotRun(f"the layer cannot run as a {layer.contract.noun}: {what}, {exc}",
                         "fail") from None
-    expected = torch.tensor(_PLAIN)
+    contract = layer.contract
+    expected = contract.expected_forward(torch.tensor(_PLAIN))
     if not torch.allclose(out.detach(), expected, rtol=1e-3, atol=1e-3):
-        raise CannotRun(f"the layer is not a gradient reversal layer: its forward is not the "
-                        f"identity: {value_line(out, expected)}", "fail")
+        raise CannotRun(f"the layer is not a {contract.noun}: its forward is not "
+                        f"{contract.forward_text}: {value_line(out, expected)}", "fail")
     if out.requires_grad:  # a detached output is for the properties to report
         try:
             out.backward(torch.ones_like(out))
@@ -469,8 +479,8 @@ def run_battery(layer: LayerUnderTest, *, options: RunOptions = RunOptions(),
     ``options.timeout`` seconds (see the module docstring); after two time-outs the layer's
     remaining properties are marked ``error`` without running.
     """
-    chosen = list(properties) if properties is not None else all_properties()
-    report = LayerReport(layer.name, note=layer.note)
+    chosen = list(properties) if properties is not None else all_properties(contract=layer.contract)
+    report = LayerReport(layer.name, note=layer.note, contract=layer.contract.name)
     plan = _plan(layer, chosen) if options.isolate and chosen else _Plan("in-process", None)
     report.isolation = plan.description
     if plan.note:
@@ -515,8 +525,8 @@ def _run_one(layer: LayerUnderTest, prop: Property, plan: _Plan, options: RunOpt
     """Run one property as ``plan`` says: in a child of the fork server, a fork, or here."""
     if plan.method in ("forkserver", "spawn"):
         assert plan.names is not None
-        task = _Task(plan.names, layer.alpha_arg, tuple(sorted(layer.claims)), prop.name,
-                     prop.tier, prop.check.__module__, options, dict(os.environ))
+        task = _Task(plan.names, layer.alpha_arg, tuple(sorted(layer.claims)), layer.contract,
+                     prop.name, prop.tier, prop.check.__module__, options, dict(os.environ))
         return _run_in_child(plan.method, _child_by_name, (task,), prop, options)
     if plan.method == "fork":
         return _run_in_child("fork", _child_with_objects, (layer, prop, options), prop, options)
@@ -561,6 +571,7 @@ class _Task:
     names: tuple[str, ...]  # specs naming the layer, tried in order
     alpha_arg: str | None
     claims: tuple[str, ...]
+    contract: Contract
     prop_name: str
     prop_tier: str
     prop_module: str
@@ -574,6 +585,9 @@ def _plan(layer: LayerUnderTest, properties: Sequence[Property]) -> _Plan:
     unnamed = [p.name for p in properties if not _named_property(p)]
     if names and unnamed:
         names, why = None, f"properties {', '.join(unnamed)} are not registered by name"
+    if names and not _picklable(layer.contract):
+        names, why = None, (f"the contract {layer.contract.name} cannot be sent to another process"
+                            " (define its maps as module-level functions)")
     if names:
         methods = multiprocessing.get_all_start_methods()
         return _Plan("forkserver" if "forkserver" in methods else "spawn", names)
@@ -583,6 +597,14 @@ def _plan(layer: LayerUnderTest, properties: Sequence[Property]) -> _Plan:
         return _Plan("in-process", None, f"not isolated: {why}, and this process has initialised "
                                          "CUDA, which a forked child cannot use")
     return _Plan("fork", None, f"{why}; unsafe if this process initialises CUDA later")
+
+
+def _picklable(contract: Contract) -> bool:
+    try:
+        pickle.dumps(contract)
+    except Exception:  # lambdas, local functions
+        return False
+    return True
 
 
 def _cuda_initialized() -> bool:
@@ -671,7 +693,8 @@ def _child_by_name(task: _Task, conn: Any) -> None:
     layer, errors = None, []
     for name in task.names:
         try:
-            layer = load_layer(name, alpha_arg=task.alpha_arg, claims=task.claims)
+            layer = load_layer(name, alpha_arg=task.alpha_arg, claims=task.claims,
+                               contract=task.contract)
             break
         except SpecError as exc:
             errors.append(str(exc))

@@ -43,6 +43,7 @@ from torch import Tensor
 
 __all__ = [
     "COMPLEX_DTYPES",
+    "EDGE_VALUES",
     "FLOAT_DTYPES",
     "INTEGER_DTYPES",
     "LAYOUTS",
@@ -50,6 +51,8 @@ __all__ = [
     "TensorCase",
     "VJPCase",
     "alphas",
+    "edge_tensor_case",
+    "edge_vjp_case",
     "available_devices",
     "devices",
     "dtypes",
@@ -319,6 +322,23 @@ def typical_tensor_case(dtype: torch.dtype, *, finite: bool = False, device: str
         array = np.arange(12) % (2 if dtype == torch.bool else 4)
     tensor, used = with_layout(array.reshape(3, 4), layout, dtype, device)
     return TensorCase(tensor, (3, 4), dtype, device, used)
+
+
+#: Values where rounding and sign conventions part: ties (half to even vs half up), ±1 (where a
+#: clipped straight-through gradient switches), signed zeros.
+EDGE_VALUES = (-2.5, -1.5, -1.0, -0.5, -0.0, 0.0, 0.5, 1.0, 1.5, 2.5, 3.5, 0.75)
+
+
+def edge_tensor_case(dtype: torch.dtype) -> TensorCase:
+    """A fixed 3×4 case of a float ``dtype`` holding :data:`EDGE_VALUES`."""
+    tensor = torch.tensor(EDGE_VALUES, dtype=dtype).reshape(3, 4)
+    return TensorCase(tensor, (3, 4), dtype, "cpu", "contiguous")
+
+
+def edge_vjp_case(dtype: torch.dtype) -> VJPCase:
+    """A fixed :class:`VJPCase` whose ``x`` is :func:`edge_tensor_case` (v finite, alpha 0.3)."""
+    v = typical_tensor_case(dtype, finite=True)
+    return VJPCase(edge_tensor_case(dtype), v, AlphaCase(0.3))
 
 
 def typical_vjp_case(dtype: torch.dtype, alpha: float = 0.3, *, as_tensor: bool = False) -> VJPCase:

@@ -15,6 +15,13 @@ confined to one dtype is caught whatever the seed;
 (shown under every failure; every registered property has one).
 A check may also raise :class:`Skip`. The order of :data:`FAMILIES` and of registration fixes display order.
 
+*Contracts.* A property is written once against the layer's contract (``layer.contract``, a
+:class:`grl_props.contracts.Contract`): it asks the contract for the expected output and gradient.
+``contracts`` names the contract traits (:data:`CONTRACT_TRAITS`) it needs; a property applies to
+a contract that has them all (:meth:`Property.applies_to`), and the battery for a contract is the
+properties that apply to it (:func:`all_properties`). A property that does not apply to the
+layer's contract is not run and not counted: it is no part of that contract's battery.
+
 Every skip has a kind (:data:`SKIP_KINDS`), so that results can count apart what was not checked
 for which reason: ``not_claimed`` (the layer does not claim the support the property checks),
 ``needs_cuda`` (no CUDA device here) and ``not_applicable`` (the property does not apply to this
@@ -31,9 +38,10 @@ from typing import Any, Literal
 from hypothesis.strategies import SearchStrategy
 
 from grl_props.adapters import LayerUnderTest
+from grl_props.contracts import REVERSE, Contract
 
-__all__ = ["REQUIREMENTS", "SKIP_KINDS", "TIERS", "Property", "Skip", "SkipKind", "all_properties",
-           "get", "register"]
+__all__ = ["CONTRACT_TRAITS", "REQUIREMENTS", "SKIP_KINDS", "TIERS", "Property", "Skip", "SkipKind",
+           "all_properties", "get", "register"]
 
 Tier = Literal["core", "compat", "hygiene"]
 TIERS: tuple[Tier, ...] = ("core", "compat", "hygiene")
@@ -78,6 +86,18 @@ REQUIREMENTS: dict[str, tuple[Callable[[LayerUnderTest], bool], str, SkipKind]] 
 }
 
 
+#: Contract traits a property may need: name → test on the contract.
+CONTRACT_TRAITS: dict[str, Callable[[Contract], bool]] = {
+    "reverse": lambda c: c.name == REVERSE.name,
+    "not_reverse": lambda c: c.name != REVERSE.name,
+    "identity_forward": lambda c: c.forward_is_identity,
+    "mapped_forward": lambda c: not c.forward_is_identity,
+    "alpha": lambda c: c.takes_alpha,
+    "gradient_flows": lambda c: not c.zero_gradient,
+    "input_free_vjp": lambda c: not c.vjp_reads_input,
+}
+
+
 @dataclass(frozen=True)
 class Property:
     """A named invariant: ``check(layer, **drawn)`` raises ``AssertionError`` when it is broken.
@@ -93,6 +113,11 @@ class Property:
     requires: tuple[str, ...] = ()
     examples: tuple[Mapping[str, Any], ...] = ()
     remedy: str = ""
+    contracts: tuple[str, ...] = ()
+
+    def applies_to(self, contract: Contract) -> bool:
+        """Whether ``contract`` has every trait this property needs (:data:`CONTRACT_TRAITS`)."""
+        return all(CONTRACT_TRAITS[trait](contract) for trait in self.contracts)
 
     def skip_reason(self, layer: LayerUnderTest) -> tuple[str, SkipKind] | None:
         """Why this property does not apply to ``layer`` and the kind of skip, or ``None``."""
@@ -108,33 +133,41 @@ _REGISTRY: dict[str, Property] = {}
 
 def register(tier: Tier, description: str, *, given: Mapping[str, SearchStrategy[Any]] | None = None,
              requires: tuple[str, ...] = (), examples: tuple[Mapping[str, Any], ...] = (),
-             remedy: str = "") -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Register the decorated check as a property named after the function; ``remedy`` says in
-    one sentence what to change in a layer that fails it (``tests/properties`` requires one)."""
+             remedy: str = "", contracts: tuple[str, ...] = (), name: str | None = None
+             ) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register the decorated check as a property named ``name`` (default: the function's name);
+    ``remedy`` says in one sentence what to change in a layer that fails it (``tests/properties``
+    requires one); ``contracts`` names the contract traits it needs (default: every contract)."""
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
     unknown = set(requires) - set(REQUIREMENTS)
     if unknown:
         raise ValueError(f"unknown requirements {sorted(unknown)}; known: {sorted(REQUIREMENTS)}")
+    unknown = set(contracts) - set(CONTRACT_TRAITS)
+    if unknown:
+        raise ValueError(f"unknown contract traits {sorted(unknown)}; known: {sorted(CONTRACT_TRAITS)}")
 
     def decorate(check: Callable[..., None]) -> Callable[..., None]:
-        name = check.__name__
-        known = _REGISTRY.get(name)
+        registered = name or check.__name__
+        known = _REGISTRY.get(registered)
         if known is not None and known.check.__module__ != check.__module__:
-            raise ValueError(f"property {name!r} is registered by {known.check.__module__} and "
-                             f"{check.__module__}")
+            raise ValueError(f"property {registered!r} is registered by {known.check.__module__} "
+                             f"and {check.__module__}")
         # the same module imported again (pytester restores sys.modules) re-registers in place
-        _REGISTRY[name] = Property(name, tier, description, check, dict(given or {}), requires,
-                                   tuple(examples), remedy)
+        _REGISTRY[registered] = Property(registered, tier, description, check, dict(given or {}),
+                                         requires, tuple(examples), remedy, tuple(contracts))
         return check
 
     return decorate
 
 
-def all_properties(tiers: tuple[str, ...] = TIERS) -> list[Property]:
-    """Registered properties of ``tiers``, grouped by tier in :data:`TIERS` order."""
+def all_properties(tiers: tuple[str, ...] = TIERS, contract: Contract | None = REVERSE
+                   ) -> list[Property]:
+    """Registered properties of ``tiers`` that apply to ``contract`` (``None``: every registered
+    property), grouped by tier in :data:`TIERS` order."""
     _load()
-    return [p for tier in TIERS if tier in tiers for p in _REGISTRY.values() if p.tier == tier]
+    return [p for tier in TIERS if tier in tiers for p in _REGISTRY.values()
+            if p.tier == tier and (contract is None or p.applies_to(contract))]
 
 
 def get(name: str) -> Property:

@@ -1,4 +1,5 @@
-"""Calling a layer under test the way properties need: forward, VJP, expected VJP."""
+"""Calling a layer under test the way properties need: forward, VJP, and the contract's expected
+output and gradient with the comparisons every property shares."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from grl_props.compare import require_tensor
+from grl_props.compare import assert_identical, assert_values_close, require_tensor
+from grl_props.contracts import Contract
 
 Layer = Callable[[Tensor], Any]
 
@@ -24,16 +26,25 @@ def leaf(x: Tensor) -> Tensor:
     return x.detach().requires_grad_(True)
 
 
-def vjp(layer: Layer, x: Tensor, v: Tensor) -> Tensor:
-    """The gradient reaching ``x`` when ``v`` flows back into ``layer(x)``."""
+def vjp(layer: Layer, x: Tensor, v: Tensor, *, contract: Contract | None = None) -> Tensor:
+    """The gradient reaching ``x`` when ``v`` flows back into ``layer(x)``.
+
+    Under a contract whose gradient is zero (``stop``), a detached output or an absent gradient
+    is that zero gradient; under any other, it is an ``AssertionError``.
+    """
     x = leaf(x)
     out = forward(layer, x)
+    absent_is_zero = contract is not None and contract.zero_gradient
+    if not out.requires_grad and absent_is_zero:
+        return torch.zeros_like(x)
     if not out.requires_grad:
         raise AssertionError(
             "the layer's output does not require grad although its input does: "
             "it detached the output, so no gradient can reach the input"
         )
     (grad,) = torch.autograd.grad(out, x, v, allow_unused=True)
+    if grad is None and absent_is_zero:
+        return torch.zeros_like(x)
     if grad is None:
         raise AssertionError("no gradient reached the input (autograd returned None)")
     return require_tensor(grad, "the input's gradient", like=x)
@@ -99,3 +110,60 @@ def ratio_note(got: Tensor, reference: Tensor, expected: float, *, of: str = "gr
 def with_note(exc: AssertionError, note: str) -> AssertionError:
     """``exc`` with ``note`` as a last line (Hypothesis adds the counterexample after it)."""
     return AssertionError(f"{exc}\n{note}" if note else str(exc))
+
+
+def assert_forward(out: Any, x: Tensor, contract: Contract, *, what: str,
+                   inputs: dict[str, Any] | None = None) -> None:
+    """``out`` is the contract's forward of ``x``: bit for bit (NaN, ±inf, the sign of zero) for
+    an identity forward; for another forward exactly, NaN equal to NaN, and the sign of zero
+    compared only where the contract says so."""
+    if contract.forward_is_identity:
+        assert_identical(out, x, what=what, inputs=inputs)
+        return
+    expected = contract.expected_forward(x)
+    out = require_tensor(out, what, like=expected)
+    assert_values_close(out, expected, what=f"{what} (expected {contract.forward_text})",
+                        exact=True, inputs={"x": x, **(inputs or {})})
+    if contract.signed_zeros and out.is_floating_point():
+        wrong = (out == 0) & (torch.signbit(out) != torch.signbit(expected))
+        if bool(wrong.any()):
+            index = tuple(int(i) for i in wrong.nonzero()[0])
+            raise AssertionError(f"{what}: the sign of zero differs at index {index}: got "
+                                 f"{out[index].item()!r}, expected {expected[index].item()!r}")
+
+
+def assert_gradient(got: Tensor, x: Tensor, v: Tensor, alpha: float, contract: Contract, *,
+                    what: str, inputs: dict[str, Any] | None = None, of: str = "gradient ÷ v",
+                    exact: bool | None = None) -> None:
+    """``got`` is the contract's VJP of ``v`` at ``x`` with ``alpha``: exactly where ``exact``
+    (default: :meth:`Contract.exact_vjp`) says so, else within the dtype's tolerance; a failure
+    ends with how ``got`` relates to ``v`` (:func:`ratio_note`) where the contract's VJP is a gain."""
+    expected = contract.expected_vjp(x, v, alpha)
+    if exact is None:
+        exact = contract.exact_vjp(v, alpha) and not contract.takes_alpha
+    try:
+        assert_values_close(got, expected, what=what, exact=exact, inputs=inputs)
+    except AssertionError as exc:
+        note = "" if contract.gain is None else ratio_note(got, v, contract.gain(alpha), of=of)
+        raise with_note(exc, note) from None
+
+
+def gain_seen(fn: Layer, contract: Contract, *, x: Tensor | None = None) -> float:
+    """The alpha a layer applies, read off its gradient on ones (float64) under a contract whose
+    VJP is linear in alpha: the gradient divided by the contract's gradient at alpha 1."""
+    x = torch.ones(3, dtype=torch.float64) if x is None else x
+    grad = vjp(fn, x, torch.ones_like(x), contract=contract)
+    unit = float(contract.expected_vjp(x, torch.ones_like(x), 1.0).reshape(-1)[0])
+    return float(grad.reshape(-1)[0]) / unit
+
+
+def in_domain(contract: Contract, t: Tensor) -> Tensor:
+    """``t`` mapped into the values ``contract`` promises anything about: a complex tensor to its
+    real part where the contract is real-only, non-finite values to finite ones (``nan_to_num``)
+    where it is finite-only; ``t`` itself otherwise. Drawn inputs pass through this, so that a
+    strategy shared by every contract draws only what the contract speaks of."""
+    if not contract.complex and t.is_complex():
+        t = t.real.clone()
+    if contract.finite_only and t.is_floating_point():
+        t = torch.nan_to_num(t)
+    return t

@@ -1,6 +1,9 @@
-"""Backward-pass properties: the vector-Jacobian product is ``-alpha * v``, and its algebra."""
+"""Backward-pass properties: the vector-Jacobian product is the contract's (``-alpha * v`` for a
+reversal), and its algebra."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from hypothesis import strategies as st
@@ -9,55 +12,92 @@ from torch import nn
 from grl_props import strategies as gs
 from grl_props.adapters import LayerUnderTest
 from grl_props.compare import assert_values_close
+from grl_props.contracts import Contract, reference_layer
 from grl_props.properties import register
-from grl_props.properties._calls import (
-    exact_product,
-    expected_vjp,
-    forward,
-    ratio_note,
-    vjp,
-    with_note,
-)
+from grl_props.properties._calls import forward, in_domain, ratio_note, vjp, with_note
 
 _NONZERO_SHAPES = gs.shapes(allow_empty=False)
 _REAL = gs.dtypes(complex=False)
 _ORDINARY_ALPHAS = gs.alphas(max_magnitude=1e4, min_magnitude=1e-4)
 
 
-@register(
-    "core",
-    "VJP(v) = -alpha·v (exact when alpha is a power of two, else within the dtype tolerance), "
-    "gradient dtype = input dtype",
-    given={"case": gs.vjp_cases(alpha=gs.alphas(as_tensor=st.booleans()))},
-    examples=tuple({"case": gs.typical_vjp_case(d, a)}
-                   for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES for a in (0.3, 2.0)),
-    remedy=("Return grad * -alpha from backward, in the gradient's own dtype, with alpha kept as "
-            "a Python float or float64 (not rounded, negated twice, clipped or nan_to_num'd)."),
-)
-def vjp_is_negative_alpha_v(layer: LayerUnderTest, case: gs.VJPCase) -> None:
+_VJP_CASES = gs.vjp_cases(alpha=gs.alphas(as_tensor=st.booleans()))
+_VJP_EXAMPLES = tuple({"case": gs.typical_vjp_case(d, a)}
+                      for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES for a in (0.3, 2.0))
+
+
+def _gain_note(contract: Contract, got: torch.Tensor, v: torch.Tensor, *alphas: float,
+               of: str = "gradient ÷ v") -> str:
+    """:func:`ratio_note` against the contract's gain (the product of the gains of ``alphas``:
+    layers in a row), ``""`` where the contract's VJP is no gain."""
+    if contract.gain is None:
+        return ""
+    expected = 1.0
+    for alpha in alphas:
+        expected *= contract.gain(alpha)
+    return ratio_note(got, v, expected, of=of)
+
+
+def _check_vjp(layer: LayerUnderTest, case: gs.VJPCase) -> None:
+    """The gradient is the contract's VJP of v at x, in v's dtype (shared by the two VJP
+    properties: the reversal's, and every other contract's)."""
+    contract = layer.contract
     alpha = case.alpha.value if layer.any_alpha else layer.default_alpha
     fn = layer.build(alpha, as_tensor=case.alpha.as_tensor)
-    v = case.v.tensor
-    got = vjp(fn, case.x.tensor, v)
-    what = f"VJP(v) with alpha={alpha!r}"
+    x, v = in_domain(contract, case.x.tensor), in_domain(contract, case.v.tensor)
+    got = vjp(fn, x, v, contract=contract)
+    what = f"VJP(v) with alpha={alpha!r}" if contract.takes_alpha else "VJP(v)"
+    inputs = {"x": x, "v": v, "alpha": alpha} if contract.takes_alpha else {"x": x, "v": v}
     try:
-        assert_values_close(got, expected_vjp(v, alpha), what=what, exact=exact_product(v, alpha),
-                            inputs={"x": case.x.tensor, "v": v, "alpha": alpha})
+        assert_values_close(got, contract.expected_vjp(x, v, alpha), what=what,
+                            exact=contract.exact_vjp(v, alpha), inputs=inputs)
     except AssertionError as exc:
         # Alpha held in float32 (pytorch-revgrad, CellCap) is accepted: its rounding can tip a
         # product near the dtype's maximum into overflow. Anything else fails as first reported.
         alpha32 = float(torch.tensor(alpha, dtype=torch.float32))
-        if alpha32 == alpha or not _matches(got, expected_vjp(v, alpha32), what, alpha32, v):
-            raise with_note(exc, ratio_note(got, v, -alpha)) from None
+        if (not contract.takes_alpha or alpha32 == alpha
+                or not _matches(got, x, v, alpha32, contract, what)):
+            raise with_note(exc, _gain_note(contract, got, v, alpha)) from None
 
 
-def _matches(got: torch.Tensor, expected: torch.Tensor, what: str, alpha: float,
-             v: torch.Tensor) -> bool:
+def _matches(got: torch.Tensor, x: torch.Tensor, v: torch.Tensor, alpha: float,
+             contract: Contract, what: str) -> bool:
     try:
-        assert_values_close(got, expected, what=what, exact=exact_product(v, alpha))
+        assert_values_close(got, contract.expected_vjp(x, v, alpha), what=what,
+                            exact=contract.exact_vjp(v, alpha))
     except AssertionError:
         return False
     return True
+
+
+@register(
+    "core",
+    "VJP(v) = -alpha·v (exact when alpha is a power of two, else within the dtype tolerance), "
+    "gradient dtype = input dtype",
+    given={"case": _VJP_CASES},
+    examples=_VJP_EXAMPLES,
+    remedy=("Return grad * -alpha from backward, in the gradient's own dtype, with alpha kept as "
+            "a Python float or float64 (not rounded, negated twice, clipped or nan_to_num'd)."),
+    contracts=("reverse",),
+)
+def vjp_is_negative_alpha_v(layer: LayerUnderTest, case: gs.VJPCase) -> None:
+    _check_vjp(layer, case)
+
+
+@register(
+    "core",
+    "VJP(v) is the contract's VJP map (exact where it selects v or scales it by a power of two, "
+    "else within the dtype tolerance), gradient dtype = input dtype",
+    given={"case": _VJP_CASES},
+    examples=_VJP_EXAMPLES + tuple({"case": gs.edge_vjp_case(d)} for d in gs.FLOAT_DTYPES),
+    remedy=("Return the contract's gradient from backward, in the gradient's own dtype: grad * "
+            "alpha for a multiplier, zeros for a stop-gradient, grad itself (masked to |x| <= 1 "
+            "for sign) for a straight-through estimator, never the gradient of the forward op."),
+    contracts=("not_reverse",),
+    name="vjp_matches_contract",
+)
+def vjp_matches_contract(layer: LayerUnderTest, case: gs.VJPCase) -> None:
+    _check_vjp(layer, case)
 
 
 @register(
@@ -71,11 +111,12 @@ def _matches(got: torch.Tensor, expected: torch.Tensor, what: str, alpha: float,
 )
 def vjp_linear_in_v(layer: LayerUnderTest, x: gs.TensorCase, scales: tuple[float, float],
                     alpha: gs.AlphaCase) -> None:
-    fn = layer.build(alpha.value if layer.any_alpha else None)
+    fn, contract = layer.build(alpha.value if layer.any_alpha else None), layer.contract
     v1, v2 = _upstream(x.shape, 1), _upstream(x.shape, 2)
     a, b = scales
-    combined = vjp(fn, x.tensor, a * v1 + b * v2)
-    separate = a * vjp(fn, x.tensor, v1) + b * vjp(fn, x.tensor, v2)
+    combined = vjp(fn, x.tensor, a * v1 + b * v2, contract=contract)
+    separate = (a * vjp(fn, x.tensor, v1, contract=contract)
+                + b * vjp(fn, x.tensor, v2, contract=contract))
     assert_values_close(combined, separate, what=f"VJP({a}·v1 + {b}·v2) vs {a}·VJP(v1) + {b}·VJP(v2)")
 
 
@@ -87,13 +128,15 @@ def vjp_linear_in_v(layer: LayerUnderTest, x: gs.TensorCase, scales: tuple[float
     requires=("any_alpha",),
     remedy=("Multiply the gradient by -alpha exactly once, with alpha as given (not squared, "
             "truncated by int() or ignored)."),
+    contracts=("alpha",),
 )
 def vjp_linear_in_alpha(layer: LayerUnderTest, x: gs.TensorCase, first: gs.AlphaCase,
                         second: gs.AlphaCase) -> None:
-    a1, a2 = first.value, second.value
+    a1, a2, contract = first.value, second.value, layer.contract
     v = _upstream(x.shape)
-    total = vjp(layer.build(a1 + a2), x.tensor, v)
-    first_part, second_part = vjp(layer.build(a1), x.tensor, v), vjp(layer.build(a2), x.tensor, v)
+    total = vjp(layer.build(a1 + a2), x.tensor, v, contract=contract)
+    first_part = vjp(layer.build(a1), x.tensor, v, contract=contract)
+    second_part = vjp(layer.build(a2), x.tensor, v, contract=contract)
     parts = first_part + second_part
     # Alpha may be held in float32 (pytorch-revgrad and CellCap do): allow its rounding.
     bound = 2.0**-23 * (abs(a1) + abs(a2) + abs(a1 + a2)) * v.abs()
@@ -104,8 +147,9 @@ def vjp_linear_in_alpha(layer: LayerUnderTest, x: gs.TensorCase, first: gs.Alpha
             f"VJP at alpha {a1!r} + {a2!r} differs from the sum of the VJPs by more than float32 "
             f"rounding of alpha: {total[index].item()!r} vs {parts[index].item()!r} at index {index}"
             + "".join(f"\nat alpha {a!r}: {note}" for a, note in (
-                (a1 + a2, ratio_note(total, v, -(a1 + a2))), (a1, ratio_note(first_part, v, -a1)),
-                (a2, ratio_note(second_part, v, -a2))) if note)
+                (a1 + a2, _gain_note(contract, total, v, a1 + a2)),
+                (a1, _gain_note(contract, first_part, v, a1)),
+                (a2, _gain_note(contract, second_part, v, a2))) if note)
         )
 
 
@@ -123,9 +167,10 @@ def _upstream(shape: tuple[int, ...], salt: int = 0) -> torch.Tensor:
     examples=tuple({"case": gs.typical_vjp_case(d, 0.0)} for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES),
     remedy=("Return grad * -alpha from backward for every alpha, including 0: never None, -grad "
             "or a skipped reversal."),
+    contracts=("alpha",),
 )
 def zero_alpha_gives_zero_gradient(layer: LayerUnderTest, case: gs.VJPCase) -> None:
-    got = vjp(layer.build(0.0), case.x.tensor, case.v.tensor)
+    got = vjp(layer.build(0.0), case.x.tensor, case.v.tensor, contract=layer.contract)
     try:
         assert_values_close(got, torch.zeros_like(case.v.tensor), what="the gradient at alpha=0",
                             exact=True, inputs={"x": case.x.tensor, "v": case.v.tensor, "alpha": 0.0})
@@ -143,6 +188,7 @@ def zero_alpha_gives_zero_gradient(layer: LayerUnderTest, case: gs.VJPCase) -> N
             "already passed through a reversal."),
 )
 def composition(layer: LayerUnderTest, case: gs.VJPCase, second: gs.AlphaCase) -> None:
+    contract = layer.contract
     a1 = case.alpha.value if layer.any_alpha else layer.default_alpha
     a2 = second.value if layer.any_alpha else layer.default_alpha
     first_layer, second_layer = layer.build(a1), layer.build(a2)
@@ -150,17 +196,18 @@ def composition(layer: LayerUnderTest, case: gs.VJPCase, second: gs.AlphaCase) -
     def both(x: torch.Tensor) -> torch.Tensor:
         return second_layer(forward(first_layer, x))
 
-    v = case.v.tensor
-    got = vjp(both, case.x.tensor, v)
+    x, v = in_domain(contract, case.x.tensor), in_domain(contract, case.v.tensor)
+    got = vjp(both, x, v, contract=contract)
     # The gradient meets the second layer first; each layer rounds (and may overflow) on its own.
-    between = expected_vjp(v, a2)
-    expected = expected_vjp(between, a1)
-    exact = exact_product(v, a2) and exact_product(between, a1)
+    between = contract.expected_vjp(contract.expected_forward(x), v, a2)
+    expected = contract.expected_vjp(x, between, a1)
+    exact = contract.exact_vjp(v, a2) and contract.exact_vjp(between, a1)
+    what, inputs = ((f"VJP through alpha={a1!r} then alpha={a2!r}", {"v": v, "alpha1": a1, "alpha2": a2})
+                    if contract.takes_alpha else ("VJP through two layers in a row", {"x": x, "v": v}))
     try:
-        assert_values_close(got, expected, what=f"VJP through alpha={a1!r} then alpha={a2!r}",
-                            exact=exact, inputs={"v": v, "alpha1": a1, "alpha2": a2})
+        assert_values_close(got, expected, what=what, exact=exact, inputs=inputs)
     except AssertionError as exc:
-        raise with_note(exc, ratio_note(got, v, a1 * a2)) from None
+        raise with_note(exc, _gain_note(contract, got, v, a1, a2)) from None
 
 
 @register(
@@ -171,17 +218,19 @@ def composition(layer: LayerUnderTest, case: gs.VJPCase, second: gs.AlphaCase) -
             "of forward into the training loop, which sets alpha between steps."),
 )
 def repeatable(layer: LayerUnderTest, case: gs.VJPCase) -> None:
-    fn = layer.build(case.alpha.value if layer.any_alpha else None)
-    first = vjp(fn, case.x.tensor, case.v.tensor)
+    fn, contract = layer.build(case.alpha.value if layer.any_alpha else None), layer.contract
+    x, v = in_domain(contract, case.x.tensor), in_domain(contract, case.v.tensor)
+    first = vjp(fn, x, v, contract=contract)
     for call in (2, 3):
-        again = vjp(fn, case.x.tensor, case.v.tensor)
+        again = vjp(fn, x, v, contract=contract)
         assert_values_close(again, first, what=f"call {call}'s gradient (vs call 1's)", exact=True)
 
 
 @register(
     "core",
     "in encoder → layer → head, head parameters get their usual gradients and encoder "
-    "parameters exactly -alpha times the gradients without the layer",
+    "parameters exactly -alpha times the gradients without the layer (under another contract: "
+    "the gradients through the contract's own maps)",
     given={"batch": st.integers(1, 5), "width": st.integers(1, 6), "alpha": _ORDINARY_ALPHAS,
            "seed": st.integers(0, 2**16)},
     remedy=("Pass the activation through unchanged in forward and return grad * -alpha from "
@@ -190,6 +239,7 @@ def repeatable(layer: LayerUnderTest, case: gs.VJPCase) -> None:
 )
 def model_gradients(layer: LayerUnderTest, batch: int, width: int, alpha: gs.AlphaCase,
                     seed: int) -> None:
+    contract = layer.contract
     a = alpha.value if layer.any_alpha else layer.default_alpha
     fn = layer.build(a)
     torch.manual_seed(seed)
@@ -197,28 +247,32 @@ def model_gradients(layer: LayerUnderTest, batch: int, width: int, alpha: gs.Alp
     head = nn.Sequential(nn.Tanh(), nn.Linear(width, 2)).double()
     x = torch.randn(batch, 3, dtype=torch.float64)
 
-    def gradients(through_layer: bool) -> list[torch.Tensor]:
+    def gradients(through: Callable[[torch.Tensor], torch.Tensor] | None) -> list[torch.Tensor]:
         encoder.zero_grad(set_to_none=True)
         head.zero_grad(set_to_none=True)
         z = encoder(x)
-        if through_layer:
-            z = forward(fn, z)
+        if through is not None:
+            z = forward(through, z)
         head(z).square().sum().backward()
         params = [*encoder.parameters(), *head.parameters()]
+        if contract.zero_gradient:  # a stop-gradient may leave no gradient at all: that is zero
+            return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
         if any(p.grad is None for p in params):
             raise AssertionError("a parameter got no gradient through the layer")
         return [p.grad.clone() for p in params]  # type: ignore[union-attr]
 
-    plain, reversed_ = gradients(False), gradients(True)
+    plain, promised = gradients(None), gradients(reference_layer(contract, a))
+    got = gradients(fn)
     names = ["encoder.weight", "encoder.bias", "head.weight", "head.bias"]
-    for name, g_plain, g_rev in zip(names, plain, reversed_, strict=True):
+    for name, g_plain, g_promised, g_got in zip(names, plain, promised, got, strict=True):
         if name.startswith("head"):
-            assert_values_close(g_rev, g_plain, what=f"{name}'s gradient", exact=True)
-        else:
-            try:
-                assert_values_close(g_rev, -a * g_plain, what=f"{name}'s gradient (alpha={a!r})",
-                                    inputs={"alpha": a})
-            except AssertionError as exc:
-                note = ratio_note(g_rev, g_plain, -a, of=f"{name}'s gradient ÷ its gradient "
-                                  "without the layer")
-                raise with_note(exc, note) from None
+            assert_values_close(g_got, g_promised, what=f"{name}'s gradient", exact=True)
+            continue
+        what = f"{name}'s gradient (alpha={a!r})" if contract.takes_alpha else f"{name}'s gradient"
+        try:
+            assert_values_close(g_got, g_promised, what=what,
+                                inputs={"alpha": a} if contract.takes_alpha else None)
+        except AssertionError as exc:
+            note = _gain_note(contract, g_got, g_plain, a,
+                              of=f"{name}'s gradient ÷ its gradient without the layer")
+            raise with_note(exc, note) from None

@@ -10,9 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from grl_props.adapters import BoundFunction, LayerUnderTest, set_alpha
-from grl_props.compare import assert_identical, assert_values_close, require_tensor
+from grl_props.compare import assert_values_close, require_tensor
 from grl_props.properties import Skip, register
-from grl_props.properties._calls import expected_vjp, forward, leaf, ratio_note, vjp, with_note
+from grl_props.properties._calls import assert_forward, assert_gradient, forward, leaf, vjp
 
 _ALPHA = 0.75
 _ALPHAS_FOR_RECOMPILES = (0.75, 0.5, 1.5, 2.25, 0.1)
@@ -53,15 +53,7 @@ def func_grad(layer: LayerUnderTest) -> None:
     x, v = _inputs()
     with _supported("torch.func.grad"):
         got = torch.func.grad(lambda t: (fn(t) * v).sum())(x)
-    _close_to_reversal(got, v, alpha, what="torch.func.grad's gradient")
-
-
-def _close_to_reversal(got: Tensor, v: Tensor, alpha: float, *, what: str,
-                       of: str = "gradient ÷ v") -> None:
-    try:
-        assert_values_close(got, expected_vjp(v, alpha), what=what)
-    except AssertionError as exc:
-        raise with_note(exc, ratio_note(got, v, -alpha, of=of)) from None
+    assert_gradient(got, x, v, alpha, layer.contract, what="torch.func.grad's gradient")
 
 
 @register("compat", "torch.func.vjp returns the input and pulls v back to -alpha·v",
@@ -74,8 +66,8 @@ def func_vjp(layer: LayerUnderTest) -> None:
     with _supported("torch.func.vjp"):
         out, pull, *_ = torch.func.vjp(fn, x)
         (got,) = pull(v)
-    assert_identical(out, x, what="torch.func.vjp's primal output")
-    _close_to_reversal(got, v, alpha, what="torch.func.vjp's cotangent")
+    assert_forward(out, x, layer.contract, what="torch.func.vjp's primal output")
+    assert_gradient(got, x, v, alpha, layer.contract, what="torch.func.vjp's cotangent")
 
 
 @register("compat", "torch.func.vmap over a batch is the identity, and vmap(grad) gives -alpha",
@@ -87,10 +79,11 @@ def func_vmap(layer: LayerUnderTest) -> None:
     xs, _ = _inputs((4, 3))
     with _supported("torch.func.vmap"):
         out = torch.func.vmap(fn)(xs)
-    assert_identical(out, xs, what="vmap(layer)(xs)")
+    assert_forward(out, xs, layer.contract, what="vmap(layer)(xs)")
     with _supported("torch.func.vmap(torch.func.grad)"):
         grads = torch.func.vmap(torch.func.grad(lambda t: fn(t).sum()))(xs)
-    assert_values_close(grads, expected_vjp(torch.ones_like(xs), alpha), what="vmap(grad(layer))")
+    assert_values_close(grads, layer.contract.expected_vjp(xs, torch.ones_like(xs), alpha),
+                        what="vmap(grad(layer))")
 
 
 @register("compat", "torch.func.jvp returns the input and the tangent -alpha·t (the transpose of "
@@ -102,15 +95,17 @@ def func_jvp(layer: LayerUnderTest) -> None:
     x, t = _inputs()
     with _supported("torch.func.jvp"):
         out, tangent, *_ = torch.func.jvp(fn, (x,), (t,))
-    assert_identical(out, x, what="torch.func.jvp's primal output")
-    _close_to_reversal(tangent, t, alpha, what="torch.func.jvp's tangent", of="tangent ÷ t")
+    assert_forward(out, x, layer.contract, what="torch.func.jvp's primal output")
+    # An elementwise layer's Jacobian is diagonal: the JVP map is the VJP map.
+    assert_gradient(tangent, x, t, alpha, layer.contract, what="torch.func.jvp's tangent",
+                    of="tangent ÷ t")
 
 
 def _compiled_steps(layer: LayerUnderTest, backend: str) -> Callable[[float], Callable[[Tensor], Tensor]]:
     """A function alpha → compiled layer, reusing one compiled object so recompiles can be counted."""
     built = layer.build(_alpha(layer))
     if isinstance(built, BoundFunction):
-        compiled_fn = torch.compile(lambda t, a: built.fn(t, a), backend=backend, fullgraph=True)
+        compiled_fn = torch.compile(lambda t, a: built.call(t, a), backend=backend, fullgraph=True)
         # A schedule passes alpha as a 0-d tensor where the function takes one: a float argument
         # is specialized per value by Dynamo, a tensor is not.
         as_tensor = _accepts_tensor_alpha(built)
@@ -138,7 +133,7 @@ def _accepts_tensor_alpha(built: BoundFunction) -> bool:
     try:
         x = leaf(torch.ones(2, dtype=torch.float64))
         built.fn(x, torch.tensor(0.5, dtype=torch.float64)).sum().backward()
-        return x.grad is not None and bool((x.grad == -0.5).all())
+        return x.grad is not None and bool((x.grad == -0.5).all())  # reverse or not: a sign test
     except Exception:
         return False
 
@@ -155,10 +150,11 @@ def _check_compile(layer: LayerUnderTest, backend: str) -> None:
         x, v = _inputs(seed=i)
         fn = step(alpha)
         with _supported(f"torch.compile(backend={backend!r}, fullgraph=True)"):
-            got = vjp(fn, x, v)
+            got = vjp(fn, x, v, contract=layer.contract)
             out = fn(x.detach())
-        assert_identical(out, x, what=f"the compiled forward (alpha={alpha})")
-        assert_values_close(got, expected_vjp(v, alpha), what=f"the compiled gradient (alpha={alpha})")
+        assert_forward(out, x, layer.contract, what=f"the compiled forward (alpha={alpha})")
+        assert_values_close(got, layer.contract.expected_vjp(x, v, alpha),
+                            what=f"the compiled gradient (alpha={alpha})")
     compiles = int(counters["stats"]["unique_graphs"])
     if compiles > MAX_COMPILES:
         raise AssertionError(
@@ -197,9 +193,13 @@ def _check_autocast(layer: LayerUnderTest, device: str, dtype: torch.dtype) -> N
         z = linear(x)
         out = forward(fn, z)
         v = torch.randn_like(z)
-        (got,) = torch.autograd.grad(out, z, v)
-    assert_identical(out, z, what=f"the output under autocast({device}, {dtype})")
-    assert_values_close(got, expected_vjp(v, alpha), what=f"the gradient under autocast({device})")
+        if out.requires_grad or not layer.contract.zero_gradient:
+            (got,) = torch.autograd.grad(out, z, v)
+        else:  # a stop-gradient that detached its output: no gradient is the zero gradient
+            got = torch.zeros_like(z)
+    assert_forward(out, z, layer.contract, what=f"the output under autocast({device}, {dtype})")
+    assert_values_close(got, layer.contract.expected_vjp(z, v, alpha),
+                        what=f"the gradient under autocast({device})")
 
 
 @register("compat", "under CPU autocast (bfloat16) forward is the identity on the autocast "
@@ -230,20 +230,23 @@ def gradscaler_roundtrip(layer: LayerUnderTest) -> None:
     optimizer = torch.optim.SGD([weight], lr=0.0)
     with _supported("GradScaler"):
         loss = (forward(fn, weight * x) * v).sum()
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
+        if loss.requires_grad or not layer.contract.zero_gradient:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:  # a stop-gradient that detached its output: no gradient is the zero gradient
+            weight.grad = torch.zeros_like(weight)
     if weight.grad is None:
         raise AssertionError("no gradient reached the parameter")
-    _close_to_reversal(weight.grad, v * x, alpha, what="the unscaled gradient",
-                       of="the unscaled gradient ÷ its upstream gradient")
+    assert_gradient(weight.grad, x, v * x, alpha, layer.contract, what="the unscaled gradient",
+                    of="the unscaled gradient ÷ its upstream gradient", exact=False)
 
 
 @register("compat", "double backward: gradcheck and gradgradcheck of the VJP map (x, v) ↦ "
           "VJP(v) in float64",
           remedy=("Drop @once_differentiable and compute backward with differentiable torch ops "
-                  "(grad * -alpha)."))
+                  "(grad * -alpha)."), contracts=("gradient_flows",))
 def double_backward(layer: LayerUnderTest) -> None:
-    fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
+    fn, alpha, contract = layer.build(_alpha(layer)), _alpha(layer), layer.contract
     x, v = (leaf(t) for t in _inputs((4,)))
 
     def vjp_map(x_: Tensor, v_: Tensor) -> Tensor:
@@ -253,10 +256,14 @@ def double_backward(layer: LayerUnderTest) -> None:
 
     with _supported("differentiating the VJP (double backward)"):
         (by_v,) = torch.autograd.grad(vjp_map(x, v).sum(), v, allow_unused=True)
-    if by_v is None or not bool((by_v == -alpha).all()):
+    # The VJP map is linear in v, so its derivative by v is the VJP of ones.
+    slope = contract.expected_vjp(x, torch.ones_like(v), alpha)
+    if by_v is None or not bool((by_v == slope).all()):
         found = "None" if by_v is None else str(by_v.tolist())
+        wanted = (f"{-alpha} everywhere" if contract.name == "reverse"
+                  else f"{slope.tolist()} (the contract's VJP of ones)")
         raise AssertionError(
-            f"the derivative of VJP(v) with respect to v is {found}, expected {-alpha} everywhere: "
+            f"the derivative of VJP(v) with respect to v is {found}, expected {wanted}: "
             "the layer's backward is not differentiable (as with @once_differentiable), so double "
             "backward loses the gradient")
     with _supported("gradcheck of the VJP map"):
@@ -311,11 +318,14 @@ def torchscript(layer: LayerUnderTest) -> None:
     target = fn.fn if isinstance(fn, BoundFunction) else fn
     with _supported("torch.jit.script"):
         scripted = torch.jit.script(target)
-    call = (lambda t: scripted(t, fn.alpha)) if isinstance(fn, BoundFunction) else scripted
+    call = scripted
+    if isinstance(fn, BoundFunction):
+        call = scripted if fn.alpha is None else (lambda t: scripted(t, fn.alpha))
     x, v = _inputs()
     with _supported("the scripted layer"):
-        got = vjp(call, x, v)
-    assert_values_close(got, expected_vjp(v, alpha), what="the scripted layer's gradient")
+        got = vjp(call, x, v, contract=layer.contract)
+    assert_values_close(got, layer.contract.expected_vjp(x, v, alpha),
+                        what="the scripted layer's gradient")
 
 
 @register("compat", "torch.export exports the layer and the exported program is the identity, "
@@ -329,7 +339,8 @@ def torch_export(layer: LayerUnderTest) -> None:
     with _supported("torch.export.export"):
         program = torch.export.export(module, (x,))
         out = program.module()(x)
-    assert_identical(require_tensor(out, "the exported output"), x, what="the exported output")
+    assert_forward(require_tensor(out, "the exported output"), x, layer.contract,
+                   what="the exported output")
 
 
 class _Wrap(nn.Module):

@@ -8,9 +8,17 @@ from torch import Tensor, nn
 
 from grl_props import strategies as gs
 from grl_props.adapters import LayerUnderTest, set_alpha
-from grl_props.compare import assert_identical, assert_values_close
+from grl_props.compare import assert_identical
 from grl_props.properties import Skip, register
-from grl_props.properties._calls import expected_vjp, forward, leaf, ratio_note, vjp, with_note
+from grl_props.properties._calls import (
+    assert_forward,
+    assert_gradient,
+    forward,
+    gain_seen,
+    in_domain,
+    leaf,
+    vjp,
+)
 
 _A, _B = 0.375, 1.75  # two alphas with exact products, far enough apart to tell which one acted
 
@@ -22,11 +30,15 @@ def _module(layer: LayerUnderTest, alpha: float | None = None) -> nn.Module:
     return built
 
 
-def _alpha_seen(fn: object, *, x: Tensor | None = None) -> float:
-    """The alpha a layer applies, read off its gradient on ones (float64)."""
-    x = torch.ones(3, dtype=torch.float64) if x is None else x
-    grad = vjp(fn, x, torch.ones_like(x))  # type: ignore[arg-type]
-    return -float(grad.reshape(-1)[0])
+def _alpha_seen(layer: LayerUnderTest, fn: object) -> float:
+    """The alpha a built layer applies, read off its gradient on ones (float64)."""
+    return gain_seen(fn, layer.contract)  # type: ignore[arg-type]
+
+
+def _backward(out: Tensor) -> None:
+    """Backward from ``out`` with ones, unless a stop-gradient detached it (nothing flows back)."""
+    if out.requires_grad:
+        out.backward(torch.ones_like(out))
 
 
 @register("hygiene", "the layer has no parameters (alpha is not trainable)",
@@ -43,14 +55,14 @@ def no_trainable_parameters(layer: LayerUnderTest) -> None:
           "alpha restores the first", requires=("any_alpha",),
           remedy=("Hold alpha with self.register_buffer('alpha', torch.tensor(alpha)) "
                   "(persistent, the default), not as a plain tensor attribute or with "
-                  "persistent=False."))
+                  "persistent=False."), contracts=("alpha",))
 def alpha_in_state_dict(layer: LayerUnderTest) -> None:
     source, target = _module(layer, _A), _module(layer, _B)
     try:
         target.load_state_dict(source.state_dict())
     except Exception as exc:
         raise AssertionError(f"load_state_dict of the layer's own state_dict raised {exc!r}") from exc
-    seen = _alpha_seen(target)
+    seen = _alpha_seen(layer, target)
     if seen != _A:
         raise AssertionError(
             f"after loading the state_dict of a layer with alpha={_A}, the layer built with "
@@ -83,24 +95,25 @@ def alpha_moved_by_to(layer: LayerUnderTest) -> None:
           remedy=("Build nothing on the CPU in backward: multiply by alpha as a Python float or a"
                   " 0-d tensor on grad.device."))
 def runs_after_to_cuda(layer: LayerUnderTest) -> None:
-    fn, alpha = layer.build(), layer.default_alpha
+    fn, alpha, contract = layer.build(), layer.default_alpha, layer.contract
     if isinstance(fn, nn.Module):
         fn = fn.to("cuda")
     x = torch.tensor([1.5, -2.0, 0.25], device="cuda")
     v = torch.tensor([1.0, 0.5, -4.0], device="cuda")
     try:
-        grad = vjp(fn, x, v)
+        grad = vjp(fn, x, v, contract=contract)
     except RuntimeError as exc:
         raise AssertionError(f"on cuda the layer raised: {str(exc).splitlines()[0][:300]}") from None
     if grad.device.type != "cuda":
         raise AssertionError(f"for a cuda input the gradient is on {grad.device}")
-    assert_values_close(grad, expected_vjp(v, alpha), what="the gradient on cuda")
+    assert_gradient(grad, x, v, alpha, contract, what="the gradient on cuda")
 
 
 @register("hygiene", "backward uses the alpha in force at forward time, even when alpha is "
           "changed between forward and backward", requires=("any_alpha",),
           remedy=("Save a copy of alpha at forward time (ctx.alpha = float(alpha), or "
-                  "alpha.detach().clone()), not a reference to the layer's buffer."))
+                  "alpha.detach().clone()), not a reference to the layer's buffer."),
+          contracts=("alpha",))
 def alpha_frozen_at_forward(layer: LayerUnderTest) -> None:
     fn = layer.build(_A)
     x = leaf(torch.ones(3, dtype=torch.float64))
@@ -118,24 +131,25 @@ def alpha_frozen_at_forward(layer: LayerUnderTest) -> None:
         ) from None
     if x.grad is None:
         raise AssertionError("no gradient reached the input")
-    seen = -float(x.grad[0])
+    seen = float(x.grad[0]) / float(layer.contract.expected_vjp(x, torch.ones_like(x), 1.0)[0])
     if seen != _A:
         raise AssertionError(
             f"forward ran with alpha={_A}, alpha was then changed to {_B} ({how}) before backward, "
             f"and backward used alpha={seen}"
         )
-    later = _alpha_seen(fn)
+    later = _alpha_seen(layer, fn)
     if later != _B:
         raise AssertionError(f"after changing alpha to {_B} ({how}), the next forward used {later}")
 
 
 @register("hygiene", "independent instances do not share alpha", requires=("any_alpha",),
-          remedy="Keep alpha on the instance (self.alpha, a buffer), not on the class.")
+          remedy="Keep alpha on the instance (self.alpha, a buffer), not on the class.",
+          contracts=("alpha",))
 def instances_independent(layer: LayerUnderTest) -> None:
     first = layer.build(_A)
     second = layer.build(_B)
     for fn, alpha, label in ((first, _A, "first"), (second, _B, "second")):
-        seen = _alpha_seen(fn)
+        seen = _alpha_seen(layer, fn)
         if seen != alpha:
             raise AssertionError(
                 f"the {label} of two instances (alphas {_A} and {_B}) reverses with alpha={seen}"
@@ -144,7 +158,7 @@ def instances_independent(layer: LayerUnderTest) -> None:
         set_alpha(second, 0.5)
     except LookupError:
         return
-    if (seen := _alpha_seen(first)) != _A:
+    if (seen := _alpha_seen(layer, first)) != _A:
         raise AssertionError(f"changing one instance's alpha changed the other's to {seen}")
 
 
@@ -152,7 +166,7 @@ def instances_independent(layer: LayerUnderTest) -> None:
           given={"case": gs.tensor_cases(shape=gs.shapes(min_dims=1, allow_empty=False),
                                          dtype=torch.float32, finite=True)},
           remedy=("Save only alpha for backward (ctx.alpha = ...), never the input with "
-                  "ctx.save_for_backward(x)."))
+                  "ctx.save_for_backward(x)."), contracts=("input_free_vjp",))
 def no_saved_activations(layer: LayerUnderTest, case: gs.TensorCase) -> None:
     fn = layer.build()
     x = leaf(case.tensor)
@@ -169,8 +183,10 @@ def no_saved_activations(layer: LayerUnderTest, case: gs.TensorCase) -> None:
         raise AssertionError(
             f"the layer saved tensor(s) of shape {big} for backward: it keeps the activation "
             "alive for nothing (a gradient reversal needs only alpha)"
+            if layer.contract.name == "reverse" else
+            f"alive for nothing (a {layer.contract.noun}'s gradient does not read the input)"
         )
-    out.backward(torch.ones_like(out))
+    _backward(out)
 
 
 @register("hygiene", "the input's values and version counter are untouched by forward and backward",
@@ -180,7 +196,7 @@ def input_not_mutated(layer: LayerUnderTest) -> None:
     x = leaf(torch.tensor([1.5, -2.0, 0.0, 3.25], dtype=torch.float64))
     original, version = x.detach().clone(), x._version
     out = forward(fn, x)
-    out.backward(torch.ones_like(out))
+    _backward(out)
     assert_identical(x.detach(), original, what="the input after forward and backward")
     if x._version != version:
         raise AssertionError(f"the input's version counter moved from {version} to {x._version}: "
@@ -196,7 +212,7 @@ def output_safe_for_inplace(layer: LayerUnderTest) -> None:
     try:
         out = forward(fn, hidden)
         out.mul_(2.0)
-        out.sum().backward()
+        _backward(out)
     except RuntimeError as exc:
         raise AssertionError(f"an in-place op on the output raised: {str(exc).splitlines()[0]}") from None
     assert_identical(hidden.detach(), torch.tensor([1.5, -2.0, 3.0], dtype=torch.float64),
@@ -209,11 +225,11 @@ def output_safe_for_inplace(layer: LayerUnderTest) -> None:
                   "requires_grad_() inside forward."))
 def no_grad_and_inference_mode(layer: LayerUnderTest, case: gs.TensorCase) -> None:
     fn = layer.build()
-    x = leaf(case.tensor)
+    x = leaf(in_domain(layer.contract, case.tensor))
     for mode, context in (("no_grad", torch.no_grad), ("inference_mode", torch.inference_mode)):
         with context():
             out = forward(fn, x)
-        assert_identical(out, case.tensor, what=f"the output under {mode}")
+        assert_forward(out, x.detach(), layer.contract, what=f"the output under {mode}")
         if out.grad_fn is not None:  # a view may still say requires_grad; a graph is the bug
             raise AssertionError(f"the output under {mode} records a graph ({out.grad_fn})")
 
@@ -233,13 +249,11 @@ def noncontiguous_upstream_gradient(layer: LayerUnderTest, case: gs.VJPCase, lay
     v_values = case.v.tensor.detach().cpu().to(torch.float64).numpy()
     v, used = with_layout(v_values, layout, case.v.dtype, case.v.device)  # may fall back
     alpha = case.alpha.value if layer.any_alpha else layer.default_alpha
-    got = vjp(layer.build(alpha), case.x.tensor, v)
-    try:
-        assert_values_close(got, expected_vjp(v, alpha),
-                            what=f"VJP(v) for v with layout {used} and strides {tuple(v.stride())}",
-                            inputs={"v": v, "alpha": alpha})
-    except AssertionError as exc:
-        raise with_note(exc, ratio_note(got, v, -alpha)) from None
+    x = in_domain(layer.contract, case.x.tensor)
+    got = vjp(layer.build(alpha), x, v, contract=layer.contract)
+    assert_gradient(got, x, v, alpha, layer.contract,
+                    what=f"VJP(v) for v with layout {used} and strides {tuple(v.stride())}",
+                    inputs={"v": v, "alpha": alpha} if layer.contract.takes_alpha else {"x": x, "v": v})
 
 
 @register("hygiene", "zero-size inputs keep their shape forward and get an empty gradient",
@@ -250,7 +264,7 @@ def noncontiguous_upstream_gradient(layer: LayerUnderTest, case: gs.VJPCase, lay
 def zero_size_inputs(layer: LayerUnderTest, shape: tuple[int, ...], dtype: torch.dtype) -> None:
     x = torch.empty(shape, dtype=dtype)
     fn = layer.build()
-    grad = vjp(fn, x, torch.empty(shape, dtype=dtype))
+    grad = vjp(fn, x, torch.empty(shape, dtype=dtype), contract=layer.contract)
     if grad.shape != x.shape:
         raise AssertionError(f"the gradient of a zero-size input has shape {tuple(grad.shape)}")
 
@@ -267,4 +281,4 @@ def integer_inputs_handled_or_refused(layer: LayerUnderTest, case: gs.TensorCase
         out = fn(case.tensor)
     except (TypeError, ValueError, RuntimeError, NotImplementedError):
         return  # refused: acceptable
-    assert_identical(out, case.tensor, what=f"the output for a {case.dtype} input")
+    assert_forward(out, case.tensor, layer.contract, what=f"the output for a {case.dtype} input")
