@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["CONTRACTS", "DEFAULT_CONTRACT", "REVERSE", "SCALE", "STE_ROUND", "STE_SIGN", "STOP",
-           "Contract", "ContractError", "reference_layer", "resolve_contract"]
+           "Contract", "ContractError", "contract_reference", "reference_layer", "resolve_contract"]
 
 AlphaRole = Literal["linear", "none"]
 
@@ -70,6 +70,8 @@ class Contract:
     zero_gradient: bool = False
     #: The VJP reads x (``ste-sign``): saving the input for backward is then no defect.
     vjp_reads_input: bool = False
+    #: The VJP is linear in v (false for a clipped gradient, -alpha·clamp(v, -c, c)).
+    linear_in_v: bool = True
 
     def __post_init__(self) -> None:
         if self.alpha not in ("linear", "none"):
@@ -215,6 +217,20 @@ def resolve_contract(contract: str | Contract | None) -> Contract:
         what = "nothing" if found is None else f"a {type(found).__name__}"
         raise ContractError(f"{contract!r} names {what}, not a grl_props.contracts.Contract")
     return found
+
+
+def contract_reference(contract: Contract) -> str | None:
+    """A string :func:`resolve_contract` turns back into ``contract`` in another process: the
+    built-in name, or ``module:NAME`` of the module-level name it is bound to (found in the module
+    defining its forward map); ``None`` when it has none."""
+    if CONTRACTS.get(contract.name) is contract:
+        return contract.name
+    module = importlib.import_module(contract.forward.__module__) if hasattr(
+        contract.forward, "__module__") else None
+    for name, value in vars(module or object()).items():
+        if value is contract:
+            return f"{module.__name__}:{name}"  # type: ignore[union-attr]
+    return None
 
 
 class _ContractFunction(torch.autograd.Function):

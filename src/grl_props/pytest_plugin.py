@@ -17,6 +17,10 @@ Options
 ``--grl-claim torchscript|torch_export`` (repeatable)
     Check these supports on the ``--grl-impl`` layers (the compat properties ``torchscript`` and
     ``torch_export`` run only where a layer claims them).
+``--grl-contract NAME``
+    What the ``--grl-impl`` layers promise: ``reverse`` (default), ``scale``, ``stop``,
+    ``ste-round``, ``ste-sign`` or ``package.module:NAME`` of a Contract; their battery is that
+    contract's, and the label-removal item skips under any contract but ``reverse``.
 ``--grl-adversary linear|mlp``
     Adversary family of every label-removal verdict (default: the test's own, else
     ``families.DEFAULT_ADVERSARY``); its probe family is judged.
@@ -89,6 +93,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--grl-claim", action="append", default=[], dest="grl_claim",
                     choices=CLAIM_CHOICES,
                     help="check this support on --grl-impl layers (repeatable)")
+    group.addoption("--grl-contract", default=None, metavar="NAME", dest="grl_contract",
+                    help="what the --grl-impl layers promise: reverse (default), scale, stop, "
+                         "ste-round, ste-sign, or package.module:NAME of your own Contract")
     group.addoption("--grl-adversary", choices=ADVERSARY_FAMILIES, default=None,
                     dest="grl_adversary",
                     help="adversary family of every grl-props label-removal verdict: linear "
@@ -172,7 +179,8 @@ def _load(spec: str, config: pytest.Config) -> LayerUnderTest:
 
     try:
         return load_layer(spec, alpha_arg=config.getoption("grl_alpha_arg"),
-                          claims=tuple(config.getoption("grl_claim")))
+                          claims=tuple(config.getoption("grl_claim")),
+                          contract=config.getoption("grl_contract"))
     except SpecError as exc:
         raise pytest.UsageError(f"--grl-impl {spec!r}: {exc}") from None
 
@@ -226,7 +234,7 @@ class GrlLayer(pytest.Collector):
     def collect(self) -> Iterator[pytest.Item]:  # type: ignore[override]
         from grl_props.properties import all_properties
 
-        for prop in all_properties(self.tiers):
+        for prop in all_properties(self.tiers, contract=self.layer.contract):
             yield GrlPropertyItem.from_parent(self, name=prop.name, prop=prop)
         yield GrlStatisticalItem.from_parent(self, name="label_removed")
 
@@ -244,6 +252,9 @@ class _GrlItem(pytest.Item):
             args += ["--grl-alpha-arg", alpha_arg]
         for claim in self.config.getoption("grl_claim"):
             args += ["--grl-claim", claim]
+        contract = self.config.getoption("grl_contract")
+        if contract:
+            args += ["--grl-contract", contract]
         return args
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
@@ -265,7 +276,8 @@ class GrlPropertyItem(_GrlItem):
         run_property_test(self.parent.layer, self.prop, nodeid=self.nodeid,
                           context=_context(self.config),
                           alpha_arg=self.config.getoption("grl_alpha_arg"),
-                          pytest_args=self._replay_args(), replay_nodeid=False)
+                          pytest_args=self._replay_args(), replay_nodeid=False,
+                          contract=self.config.getoption("grl_contract"))
 
 
 class GrlStatisticalItem(_GrlItem):
@@ -278,6 +290,11 @@ class GrlStatisticalItem(_GrlItem):
     def runtest(self) -> None:
         from grl_props.testing import run_statistical_test
 
+        contract = self.parent.layer.contract
+        if contract.name != "reverse":
+            pytest.skip(f"statistical verdict not run: it judges whether training through a "
+                        f"gradient reversal removes a label, which the {contract.name} contract "
+                        "does not promise")
         run_statistical_test(self.parent.layer, nodeid=self.nodeid,
                              context=_context(self.config),
                              alpha_arg=self.config.getoption("grl_alpha_arg"),

@@ -27,7 +27,6 @@ import contextlib
 import importlib
 import multiprocessing
 import os
-import pickle
 import re
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import FailedHealthCheck
 
 from grl_props.adapters import LayerUnderTest, SpecError, load_layer
-from grl_props.contracts import Contract
+from grl_props.contracts import CONTRACTS, Contract, contract_reference
 from grl_props.properties import SKIP_KINDS, TIERS, Property, Skip, SkipKind, all_properties, get
 
 __all__ = ["PREFLIGHT", "CannotRun", "LayerReport", "PropertyResult", "RunOptions", "run_battery",
@@ -525,7 +524,8 @@ def _run_one(layer: LayerUnderTest, prop: Property, plan: _Plan, options: RunOpt
     """Run one property as ``plan`` says: in a child of the fork server, a fork, or here."""
     if plan.method in ("forkserver", "spawn"):
         assert plan.names is not None
-        task = _Task(plan.names, layer.alpha_arg, tuple(sorted(layer.claims)), layer.contract,
+        task = _Task(plan.names, layer.alpha_arg, tuple(sorted(layer.claims)),
+                     _contract_name(layer.contract),
                      prop.name, prop.tier, prop.check.__module__, options, dict(os.environ))
         return _run_in_child(plan.method, _child_by_name, (task,), prop, options)
     if plan.method == "fork":
@@ -571,7 +571,7 @@ class _Task:
     names: tuple[str, ...]  # specs naming the layer, tried in order
     alpha_arg: str | None
     claims: tuple[str, ...]
-    contract: Contract
+    contract: tuple[str, str | None]  # the contract's reference, and a folder to import it from
     prop_name: str
     prop_tier: str
     prop_module: str
@@ -585,9 +585,9 @@ def _plan(layer: LayerUnderTest, properties: Sequence[Property]) -> _Plan:
     unnamed = [p.name for p in properties if not _named_property(p)]
     if names and unnamed:
         names, why = None, f"properties {', '.join(unnamed)} are not registered by name"
-    if names and not _picklable(layer.contract):
-        names, why = None, (f"the contract {layer.contract.name} cannot be sent to another process"
-                            " (define its maps as module-level functions)")
+    if names and _contract_name(layer.contract)[0] is None:
+        names, why = None, (f"the contract {layer.contract.name} has no importable name (bind it "
+                            "to a module-level name in the module defining its forward map)")
     if names:
         methods = multiprocessing.get_all_start_methods()
         return _Plan("forkserver" if "forkserver" in methods else "spawn", names)
@@ -599,12 +599,19 @@ def _plan(layer: LayerUnderTest, properties: Sequence[Property]) -> _Plan:
     return _Plan("fork", None, f"{why}; unsafe if this process initialises CUDA later")
 
 
-def _picklable(contract: Contract) -> bool:
-    try:
-        pickle.dumps(contract)
-    except Exception:  # lambdas, local functions
-        return False
-    return True
+def _contract_name(contract: Contract) -> tuple[str | None, str | None]:
+    """How a child loads the contract: its reference (:func:`contract_reference`) and the folder
+    holding the module that defines it (the child may not have it on ``sys.path``)."""
+    reference = contract_reference(contract)
+    if reference is None or reference in CONTRACTS:
+        return reference, None
+    path = getattr(sys.modules.get(reference.partition(":")[0]), "__file__", None)
+    if not path:
+        return reference, None
+    root = os.path.dirname(os.path.abspath(path))
+    for _ in range(reference.partition(":")[0].count(".")):
+        root = os.path.dirname(root)
+    return reference, root
 
 
 def _cuda_initialized() -> bool:
@@ -693,8 +700,11 @@ def _child_by_name(task: _Task, conn: Any) -> None:
     layer, errors = None, []
     for name in task.names:
         try:
+            reference, folder = task.contract
+            if folder is not None and folder not in sys.path:
+                sys.path.insert(0, folder)
             layer = load_layer(name, alpha_arg=task.alpha_arg, claims=task.claims,
-                               contract=task.contract)
+                               contract=reference)
             break
         except SpecError as exc:
             errors.append(str(exc))

@@ -60,6 +60,7 @@ import pytest
 from hypothesis import settings
 
 from grl_props.adapters import CLAIMS, LayerUnderTest, SpecError, load_layer
+from grl_props.contracts import DEFAULT_CONTRACT, Contract, ContractError, resolve_contract
 from grl_props.families import ADVERSARY_FAMILIES
 from grl_props.properties import TIERS, Property, all_properties
 from grl_props.runner import PropertyResult, RunOptions, run_battery, run_preflight, run_property
@@ -211,14 +212,15 @@ def replay_commands(nodeid: str | None, context: RunContext, *, spec: str | None
                     cli_seed: int | None = None, max_examples: int | None = None,
                     alpha_arg: str | None = None, statistical: bool = False,
                     pytest_args: Sequence[str] = (), claims: Sequence[str] = (),
-                    adversary: str | None = None) -> list[str]:
+                    adversary: str | None = None, contract: str | None = None) -> list[str]:
     """Shell commands that replay one grl-props test: pytest first, then the CLI when possible.
 
     ``nodeid`` is replayed as ``pytest 'nodeid' --grl-seed N`` (exact); when ``nodeid`` is not a
     path pytest can select, give ``pytest_args`` (e.g. ``--grl-impl SPEC -k NAME``) instead.
     With ``spec`` and ``cli_seed``, ``grl-props check SPEC --seed S`` replays the same property
     run (same Hypothesis seed and examples) or the same statistical seed set (with
-    ``adversary``, that family's).
+    ``adversary``, that family's); ``contract`` (a name or spec other than ``reverse``) is
+    passed as ``--contract``.
     """
     words = ["pytest", *([nodeid] if nodeid else []), *pytest_args, *context.pytest_flags()]
     commands = [" ".join(shlex.quote(w) for w in words)]
@@ -226,6 +228,8 @@ def replay_commands(nodeid: str | None, context: RunContext, *, spec: str | None
         cli = ["grl-props", "check", spec, "--seed", str(cli_seed)]
         cli += ["--no-properties"] if statistical else [
             "--max-examples", str(max_examples or RunOptions.max_examples), "--no-stats"]
+        if contract and contract != DEFAULT_CONTRACT:
+            cli += ["--contract", contract]
         if alpha_arg:
             cli += ["--alpha-arg", alpha_arg]
         for claim in claims:
@@ -248,9 +252,10 @@ def _replay_spec(layer: LayerUnderTest) -> str | None:
     return layer.spec or layer_spec(layer.obj)
 
 
-def _load(layer: Any, alpha_arg: str | None, claims: Sequence[str] = ()) -> LayerUnderTest:
+def _load(layer: Any, alpha_arg: str | None, claims: Sequence[str] = (),
+          contract: str | Contract | None = None) -> LayerUnderTest:
     try:
-        return load_layer(layer, alpha_arg=alpha_arg, claims=tuple(claims))
+        return load_layer(layer, alpha_arg=alpha_arg, claims=tuple(claims), contract=contract)
     except SpecError as exc:
         pytest.fail(f"grl-props cannot load the layer under test: {exc}", pytrace=False)
 
@@ -259,11 +264,14 @@ def run_property_test(layer: Any, prop: Property, *, nodeid: str, context: RunCo
                       max_examples: int | None = None, alpha_arg: str | None = None,
                       timeout: float = RunOptions.timeout, isolate: bool = False,
                       pytest_args: Sequence[str] = (), replay_nodeid: bool = True,
-                      claims: Sequence[str] = ()) -> PropertyResult:
+                      claims: Sequence[str] = (), contract: str | Contract | None = None
+                      ) -> PropertyResult:
     """Run ``prop`` on ``layer`` as one pytest test: pass, ``pytest.skip`` or ``pytest.fail``.
 
     ``layer`` is anything :func:`load_layer` accepts (or a :class:`LayerUnderTest`); ``claims``
-    adds supports it claims (``torchscript``, ``torch_export``). The seed is :func:`derive_seed`
+    adds supports it claims (``torchscript``, ``torch_export``); ``contract`` is what it promises
+    (a name, a ``package.module:NAME`` spec or a Contract; default ``reverse``; ignored for a
+    :class:`LayerUnderTest`, which carries its own). The seed is :func:`derive_seed`
     of ``nodeid``; the failure message carries the property's detail (the shrunk
     counterexample), its remedy (what to change in the layer) and :func:`replay_commands`.
     A layer that cannot run at all (:data:`~grl_props.runner.PREFLIGHT`) fails every property
@@ -274,7 +282,7 @@ def run_property_test(layer: Any, prop: Property, *, nodeid: str, context: RunCo
         if claims:
             under_test = dataclasses.replace(layer, claims=layer.claims | frozenset(claims))
     else:
-        under_test = _load(layer, alpha_arg, claims)
+        under_test = _load(layer, alpha_arg, claims, contract)
     seed = derive_seed(nodeid, context.base_seed)
     seed_everything(seed)
     examples = context.max_examples(max_examples)
@@ -295,7 +303,7 @@ def run_property_test(layer: Any, prop: Property, *, nodeid: str, context: RunCo
         commands = replay_commands(
             nodeid if replay_nodeid else None, context, spec=_replay_spec(under_test),
             cli_seed=seed, max_examples=examples, alpha_arg=alpha_arg, pytest_args=pytest_args,
-            claims=sorted(under_test.claims))
+            claims=sorted(under_test.claims), contract=_contract_ref(contract, under_test))
         verb = "failed" if result.status == "fail" else "errored"
         remedy = f"\nremedy: {result.remedy}" if result.remedy else ""
         pytest.fail(
@@ -343,7 +351,13 @@ def run_statistical_test(layer: Any, *, nodeid: str, context: RunContext,
     return result
 
 
-_OPTIONS = ("max_examples", "seed", "alpha_arg", "timeout", "isolate", "claims", "adversary")
+def _contract_ref(given: str | Contract | None, layer: LayerUnderTest) -> str:
+    """How ``--contract`` names the layer's contract: the string given, else the built-in name."""
+    return given if isinstance(given, str) else layer.contract.name
+
+
+_OPTIONS = ("max_examples", "seed", "alpha_arg", "timeout", "isolate", "claims", "adversary",
+            "contract")
 
 
 def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistical: bool = True,
@@ -360,7 +374,11 @@ def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistic
     tier: ``("torchscript", "torch_export")``; default none beyond the layer's own
     ``__grl_props_claims__``), ``adversary`` (the statistical verdict's adversary family,
     ``"linear"`` or ``"mlp"``; ``--grl-adversary`` overrides it; default
-    :data:`~grl_props.families.DEFAULT_ADVERSARY`).
+    :data:`~grl_props.families.DEFAULT_ADVERSARY`), ``contract`` (what the layer promises: a
+    built-in name such as ``"scale"`` or ``"ste-round"``, a ``package.module:NAME`` spec or a
+    :class:`~grl_props.contracts.Contract`; default ``"reverse"``). Under a contract other than
+    ``reverse`` the properties are that contract's battery, and ``test_label_removed`` skips,
+    saying that the statistical verdict judges reversals only.
 
     Raises ``ValueError``/``TypeError`` at once for an unknown tier or option.
     """
@@ -393,6 +411,13 @@ def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistic
         raise ValueError(f"conformance_suite() adversary must be one of "
                          f"{', '.join(ADVERSARY_FAMILIES)}, got {adversary!r}")
 
+    try:
+        contract = resolve_contract(options.get("contract"))
+    except ContractError as exc:
+        raise ValueError(f"conformance_suite() contract: {exc}") from None
+    contract_option = options.get("contract")
+    reversal = contract.name == DEFAULT_CONTRACT
+
     def context_of(request: pytest.FixtureRequest) -> RunContext:
         context = RunContext.from_config(request.config)
         cli_seed_given = request.config.getoption("grl_seed", default=None) is not None
@@ -405,13 +430,17 @@ def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistic
             run_property_test(layer, prop, nodeid=request.node.nodeid,
                               context=context_of(request), max_examples=max_examples,
                               alpha_arg=alpha_arg, timeout=timeout, isolate=isolate,
-                              claims=claims)
+                              claims=claims, contract=contract_option)
 
         test.__name__ = test.__qualname__ = f"test_{prop.name}"
         test.__doc__ = f"{prop.tier}: {prop.description}"
         return pytest.mark.grl_property(test)
 
     def test_label_removed(self: Any, request: pytest.FixtureRequest) -> None:
+        if not reversal:
+            pytest.skip(f"statistical verdict not run: it judges whether training through a "
+                        f"gradient reversal removes a label, which the {contract.name} contract "
+                        "does not promise")
         run_statistical_test(layer, nodeid=request.node.nodeid, context=context_of(request),
                              alpha_arg=alpha_arg, adversary=adversary)
 
@@ -421,7 +450,7 @@ def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistic
         "grl_layer": layer,
         "grl_tiers": tuple(tiers),
     }
-    for prop in all_properties(tuple(tiers)):
+    for prop in all_properties(tuple(tiers), contract=contract):
         namespace[f"test_{prop.name}"] = property_test(prop)
     if statistical:
         namespace["test_label_removed"] = pytest.mark.grl_statistical(test_label_removed)

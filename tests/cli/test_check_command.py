@@ -42,7 +42,9 @@ def test_reference_layer_passes_every_tier_and_writes_the_json_contract(tmp_path
     assert code == EXIT_OK, out
     payload = json.loads(target.read_text())
     (result,) = payload["results"]
-    assert set(result) == {"spec", "ok", "isolation", "summary", "properties", "statistical"}
+    assert set(result) == {"spec", "contract", "ok", "isolation", "summary", "properties",
+                           "statistical"}
+    assert result["contract"] == "reverse"
     assert result["ok"] is True and result["statistical"] is None
     assert result["isolation"].startswith("child process per property")
     names = [p["name"] for p in result["properties"]]
@@ -334,7 +336,7 @@ def only(monkeypatch, *names):
     """Make the command run only the properties ``names`` (a full battery takes ~10 s)."""
     from grl_props.properties import get
 
-    monkeypatch.setattr("grl_props.cli.all_properties", lambda: [get(n) for n in names])
+    monkeypatch.setattr("grl_props.cli.all_properties", lambda **_: [get(n) for n in names])
 
 
 def test_claim_runs_the_claimed_checks(tmp_path, capsys, monkeypatch):

@@ -95,6 +95,7 @@ CONTRACT_TRAITS: dict[str, Callable[[Contract], bool]] = {
     "alpha": lambda c: c.takes_alpha,
     "gradient_flows": lambda c: not c.zero_gradient,
     "input_free_vjp": lambda c: not c.vjp_reads_input,
+    "linear_in_v": lambda c: c.linear_in_v,
 }
 
 
