@@ -72,6 +72,10 @@ class Contract:
     vjp_reads_input: bool = False
     #: The VJP is linear in v (false for a clipped gradient, -alpha·clamp(v, -c, c)).
     linear_in_v: bool = True
+    #: The maps as code, for remedies ("return grad * -alpha from backward"); "" says it in words.
+    forward_code: str = ""
+    backward_code: str = ""
+    jvp_code: str = ""
 
     def __post_init__(self) -> None:
         if self.alpha not in ("linear", "none"):
@@ -82,6 +86,13 @@ class Contract:
     def takes_alpha(self) -> bool:
         """Whether a layer keeping this contract takes an alpha argument."""
         return self.alpha == "linear"
+
+    def code_words(self) -> dict[str, str]:
+        """What remedies name: ``forward``, ``backward`` and ``jvp`` as code where the contract
+        gives it, else in words (``the contract's VJP (v where |x| ≤ 1, else 0)``)."""
+        return {"forward": self.forward_code or f"the contract's forward ({self.forward_text})",
+                "backward": self.backward_code or f"the contract's VJP ({self.vjp_text})",
+                "jvp": self.jvp_code or f"the contract's VJP map of the tangent ({self.vjp_text})"}
 
     @property
     def summary(self) -> str:
@@ -167,21 +178,27 @@ def _clipped_identity_vjp(x: Tensor, v: Tensor, alpha: float) -> Tensor:
 
 REVERSE = Contract(
     "reverse", "gradient reversal layer", _identity, _reverse_vjp, "the identity", "-alpha·v",
-    gain=_negative)
+    gain=_negative, forward_code="x.clone()", backward_code="grad * -alpha",
+    jvp_code="-alpha * x_tangent")
 SCALE = Contract(
-    "scale", "gradient multiplier", _identity, _scale_vjp, "the identity", "+alpha·v", gain=_same)
+    "scale", "gradient multiplier", _identity, _scale_vjp, "the identity", "+alpha·v", gain=_same,
+    forward_code="x.clone()", backward_code="grad * alpha", jvp_code="alpha * x_tangent")
 STOP = Contract(
     "stop", "stop-gradient layer", _identity, _zero_vjp, "the identity",
-    "0 (for every v, NaN and inf included)", alpha="none", gain=_zero, zero_gradient=True)
+    "0 (for every v, NaN and inf included)", alpha="none", gain=_zero, zero_gradient=True,
+    forward_code="x.detach().clone()", backward_code="torch.zeros_like(grad)",
+    jvp_code="torch.zeros_like(x_tangent)")
 STE_ROUND = Contract(
     "ste-round", "straight-through rounding estimator", _round, _identity_vjp,
     "round(x), half to even", "v (the identity)", alpha="none", gain=_one,
-    forward_is_identity=False, signed_zeros=False, finite_only=True, complex=False)
+    forward_is_identity=False, signed_zeros=False, finite_only=True, complex=False,
+    forward_code="torch.round(x)", backward_code="grad", jvp_code="x_tangent")
 STE_SIGN = Contract(
     "ste-sign", "straight-through sign estimator", torch.sign, _clipped_identity_vjp,
     "sign(x) (sign(0) = 0)", "v where |x| ≤ 1, else 0", alpha="none",
     forward_is_identity=False, signed_zeros=False, finite_only=True, complex=False,
-    vjp_reads_input=True)
+    vjp_reads_input=True, forward_code="torch.sign(x)",
+    backward_code="grad * (x.abs() <= 1)", jvp_code="x_tangent * (x.abs() <= 1)")
 
 #: Built-in contracts by name; ``reverse`` is the default everywhere.
 CONTRACTS: dict[str, Contract] = {c.name: c for c in (REVERSE, SCALE, STOP, STE_ROUND, STE_SIGN)}

@@ -207,7 +207,7 @@ def run_property(layer: LayerUnderTest, prop: Property, options: RunOptions = Ru
             detail += also[0]
         return PropertyResult(prop.name, prop.tier, status, detail, time.perf_counter() - start,
                               kind, run, asked if status != "skip" else None, os.getpid(),
-                              time.process_time() - cpu_start, prop.remedy)
+                              time.process_time() - cpu_start, prop.remedy_for(layer.contract))
 
     skip = prop.skip_reason(layer)
     if skip is not None:

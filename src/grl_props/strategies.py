@@ -53,6 +53,7 @@ __all__ = [
     "alphas",
     "edge_tensor_case",
     "edge_vjp_case",
+    "nonfinite_vjp_case",
     "available_devices",
     "devices",
     "dtypes",
@@ -339,6 +340,11 @@ def edge_vjp_case(dtype: torch.dtype) -> VJPCase:
     """A fixed :class:`VJPCase` whose ``x`` is :func:`edge_tensor_case` (v finite, alpha 0.3)."""
     v = typical_tensor_case(dtype, finite=True)
     return VJPCase(edge_tensor_case(dtype), v, AlphaCase(0.3))
+
+
+def nonfinite_vjp_case(dtype: torch.dtype) -> VJPCase:
+    """A fixed :class:`VJPCase` whose ``v`` holds ±inf and NaN as well (x typical, alpha 0.3)."""
+    return VJPCase(typical_tensor_case(dtype), typical_tensor_case(dtype), AlphaCase(0.3))
 
 
 def typical_vjp_case(dtype: torch.dtype, alpha: float = 0.3, *, as_tensor: bool = False) -> VJPCase:

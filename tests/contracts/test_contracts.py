@@ -103,3 +103,16 @@ def test_layers_without_alpha_load_as_functions_functions_and_modules():
     assert module.kind == "module_class" and isinstance(module.build(), torch.nn.Identity)
     with pytest.raises(SpecError, match="without arguments"):
         load_layer(torch.nn.Linear, contract="stop")
+
+
+def test_remedies_name_each_contract_s_own_code():
+    for contract in CONTRACTS.values():
+        for prop in all_properties(contract=contract):
+            remedy = prop.remedy_for(contract)
+            assert "{" not in remedy and remedy.endswith(".") and ". " not in remedy, (prop.name,
+                                                                                    remedy)
+    double = next(p for p in all_properties(contract=SCALE) if p.name == "double_backward")
+    assert "(grad * alpha)" in double.remedy_for(SCALE)
+    assert "(grad * -alpha)" in double.remedy_for(REVERSE)
+    linear = next(p for p in all_properties(contract=STE_SIGN) if p.name == "vjp_linear_in_v")
+    assert "return grad * (x.abs() <= 1)," in linear.remedy_for(STE_SIGN)

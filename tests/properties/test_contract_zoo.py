@@ -8,9 +8,6 @@ The coverage test closes the loop per contract: every property that applies to t
 (``all_properties(contract=...)``) must be declared as the catcher of at least one broken member
 of that contract, and the parametrized test proves each declaration. Catchers that need CUDA are
 proven where CUDA is; elsewhere the test asserts that they report ``skip (needs CUDA)``.
-
-:data:`SRC_GAPS` lists declarations grl-props cannot prove yet, each with the reason: they run
-as strict xfails, so that the fix of grl-props turns them into failures (XPASS) to be removed.
 """
 
 from __future__ import annotations
@@ -34,24 +31,6 @@ OPTIONS = RunOptions(isolate=False)
 NEEDS_CUDA: frozenset[str] = frozenset(
     p.name for p in all_properties(contract=None) if "cuda" in p.requires)
 
-_NO_NONFINITE_V = (
-    "no property draws a non-finite upstream gradient v (vjp_cases(finite=True), finite v in "
-    "typical_vjp_case and edge_vjp_case), so the stop contract's 'zero for every v, NaN and inf "
-    "included' is never checked: grad * 0 passes although NaN·0 = NaN")
-_SAVED_MESSAGE = (
-    "no_saved_activations (properties/hygiene.py) loses the start of its message under a "
-    "non-reverse contract: the conditional expression binds the whole f-string, so the detail is "
-    "only 'alive for nothing (a ...'s gradient does not read the input)', without the shapes saved")
-
-#: (entry, property) → why grl-props cannot prove this declaration yet (a strict xfail).
-SRC_GAPS: dict[tuple[str, str], str] = {
-    ("stop_times_zero", "vjp_matches_contract"): _NO_NONFINITE_V,
-    ("saves_input_scale", "no_saved_activations"): _SAVED_MESSAGE,
-    ("saves_input_stop", "no_saved_activations"): _SAVED_MESSAGE,
-    ("saves_input_ste_round", "no_saved_activations"): _SAVED_MESSAGE,
-}
-
-
 def _run(layer: object, contract: str, name: str) -> PropertyResult:
     return run_property(load_layer(layer, contract=contract), get(name), OPTIONS)
 
@@ -69,9 +48,7 @@ def _broken_cases() -> list[Any]:
     for contract in CONTRACT_NAMES:
         for entry in BROKEN[contract]:
             for prop in sorted(entry.caught_by):
-                gap = SRC_GAPS.get((entry.name, prop))
-                marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
-                cases.append(pytest.param(contract, entry, prop, marks=marks,
+                cases.append(pytest.param(contract, entry, prop,
                                           id=f"{contract}-{entry.name}-{prop}"))
     return cases
 
@@ -205,10 +182,7 @@ def test_member_loads_by_its_module_level_name(contract: str, entry: Broken | Co
     assert loaded.obj is named and loaded.contract is CONTRACTS[contract]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compat._accepts_tensor_alpha tests x.grad == -0.5 (the reversal's gradient) whatever the "
-    "contract, so a scale Function that takes a tensor alpha gets a float instead and is "
-    "specialized per alpha value: 3 graphs for 5 alphas"))
 def test_a_correct_scale_function_compiles_once_for_every_alpha() -> None:
+    """A Function taking alpha as a tensor gets a tensor under every contract, not just reverse."""
     result = _run(CORRECT["scale"][0].layer, "scale", "compile_aot_eager")
     assert result.status == "pass", result.detail

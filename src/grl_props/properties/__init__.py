@@ -12,7 +12,8 @@ A property is one function in one module of this package, registered with :func:
 confined to one dtype is caught whatever the seed;
 ``requires`` names preconditions (:data:`REQUIREMENTS`) that, when unmet, skip with a reason;
 ``remedy`` is one sentence telling the layer's author what to change when the property fails
-(shown under every failure; every registered property has one).
+(shown under every failure; every registered property has one); ``{forward}``, ``{backward}``
+and ``{jvp}`` in it are filled with the layer's contract's code (:meth:`Property.remedy_for`).
 A check may also raise :class:`Skip`. The order of :data:`FAMILIES` and of registration fixes display order.
 
 *Contracts.* A property is written once against the layer's contract (``layer.contract``, a
@@ -115,6 +116,11 @@ class Property:
     examples: tuple[Mapping[str, Any], ...] = ()
     remedy: str = ""
     contracts: tuple[str, ...] = ()
+
+    def remedy_for(self, contract: Contract) -> str:
+        """The remedy with the contract's code filled in (``{backward}`` → ``grad * -alpha``
+        under ``reverse``, ``grad * alpha`` under ``scale``; see :meth:`Contract.code_words`)."""
+        return self.remedy.format_map(contract.code_words()) if "{" in self.remedy else self.remedy
 
     def applies_to(self, contract: Contract) -> bool:
         """Whether ``contract`` has every trait this property needs (:data:`CONTRACT_TRAITS`)."""

@@ -100,7 +100,7 @@ def ratio_note(got: Tensor, reference: Tensor, expected: float, *, of: str = "gr
     ratios = g[ordinary] / r[ordinary]
     low, high = float(ratios.min()), float(ratios.max())
     if high - low <= 1e-4 * max(abs(low), abs(high)):
-        found = f"{float(ratios.median()):+.5g}"
+        found = f"{float(ratios.median()) + 0.0:+.5g}"  # + 0.0: -0.0 reads as +0
     else:
         found = f"ranges from {low:+.5g} to {high:+.5g}"
     count = int(ordinary.sum())

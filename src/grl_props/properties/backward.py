@@ -89,7 +89,9 @@ def vjp_is_negative_alpha_v(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     "VJP(v) is the contract's VJP map (exact where it selects v or scales it by a power of two, "
     "else within the dtype tolerance), gradient dtype = input dtype",
     given={"case": _VJP_CASES},
-    examples=_VJP_EXAMPLES + tuple({"case": gs.edge_vjp_case(d)} for d in gs.FLOAT_DTYPES),
+    # v with ±inf and NaN too: a stop-gradient promises zero for every v (NaN·0 would be NaN).
+    examples=_VJP_EXAMPLES + tuple({"case": case(d)} for d in gs.FLOAT_DTYPES
+                                   for case in (gs.edge_vjp_case, gs.nonfinite_vjp_case)),
     remedy=("Return the contract's gradient from backward, in the gradient's own dtype: grad * "
             "alpha for a multiplier, zeros for a stop-gradient, grad itself (masked to |x| <= 1 "
             "for sign) for a straight-through estimator, never the gradient of the forward op."),
@@ -106,8 +108,8 @@ def vjp_matches_contract(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     given={"x": gs.tensor_cases(shape=_NONZERO_SHAPES, dtype=torch.float64, finite=True),
            "scales": st.tuples(st.sampled_from([1.0, -1.0, 0.5, 3.0]), st.sampled_from([1.0, -2.0, 0.25])),
            "alpha": _ORDINARY_ALPHAS},
-    remedy=("Make backward the plain product grad * -alpha, with no clipping, clamping or other "
-            "step that depends on the gradient's values."),
+    remedy=("Make backward return {backward}, with no clipping, clamping or other step that "
+            "depends on the gradient's values."),
     contracts=("linear_in_v",),
 )
 def vjp_linear_in_v(layer: LayerUnderTest, x: gs.TensorCase, scales: tuple[float, float],
@@ -127,8 +129,8 @@ def vjp_linear_in_v(layer: LayerUnderTest, x: gs.TensorCase, scales: tuple[float
     given={"x": gs.tensor_cases(shape=_NONZERO_SHAPES, dtype=torch.float64, finite=True),
            "first": _ORDINARY_ALPHAS, "second": _ORDINARY_ALPHAS},
     requires=("any_alpha",),
-    remedy=("Multiply the gradient by -alpha exactly once, with alpha as given (not squared, "
-            "truncated by int() or ignored)."),
+    remedy=("Apply alpha exactly once ({backward}), with alpha as given (not squared, truncated "
+            "by int() or ignored)."),
     contracts=("alpha",),
 )
 def vjp_linear_in_alpha(layer: LayerUnderTest, x: gs.TensorCase, first: gs.AlphaCase,
@@ -166,8 +168,8 @@ def _upstream(shape: tuple[int, ...], salt: int = 0) -> torch.Tensor:
     given={"case": gs.vjp_cases(alpha=st.just(gs.AlphaCase(0.0)))},
     requires=("any_alpha",),
     examples=tuple({"case": gs.typical_vjp_case(d, 0.0)} for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES),
-    remedy=("Return grad * -alpha from backward for every alpha, including 0: never None, -grad "
-            "or a skipped reversal."),
+    remedy=("Return {backward} from backward for every alpha, including 0: never None, -grad "
+            "or a skipped step."),
     contracts=("alpha",),
 )
 def zero_alpha_gives_zero_gradient(layer: LayerUnderTest, case: gs.VJPCase) -> None:
@@ -186,8 +188,8 @@ def zero_alpha_gives_zero_gradient(layer: LayerUnderTest, case: gs.VJPCase) -> N
     # Ordinary alphas: an alpha outside the dtype's range (1e-308 in float32) is rounded to 0 by
     # any float32 arithmetic, and inf·0 is NaN; that is arithmetic, not composition.
     given={"case": gs.vjp_cases(dtype=_REAL, alpha=_ORDINARY_ALPHAS), "second": _ORDINARY_ALPHAS},
-    remedy=("Reverse every input the same way: do not look at x.grad_fn or skip inputs that "
-            "already passed through a reversal."),
+    remedy=("Treat every input the same way: do not look at x.grad_fn or skip inputs that "
+            "already passed through the layer."),
 )
 def composition(layer: LayerUnderTest, case: gs.VJPCase, second: gs.AlphaCase) -> None:
     contract = layer.contract
@@ -235,9 +237,8 @@ def repeatable(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     "the gradients through the contract's own maps)",
     given={"batch": st.integers(1, 5), "width": st.integers(1, 6), "alpha": _ORDINARY_ALPHAS,
            "seed": st.integers(0, 2**16)},
-    remedy=("Pass the activation through unchanged in forward and return grad * -alpha from "
-            "backward, so that layers before it get -alpha times their usual gradients and layers"
-            " after it their usual ones."),
+    remedy=("Compute forward as {forward} and return {backward} from backward, so that layers "
+            "before it get the contract's gradient and layers after it their usual ones."),
 )
 def model_gradients(layer: LayerUnderTest, batch: int, width: int, alpha: gs.AlphaCase,
                     seed: int) -> None:

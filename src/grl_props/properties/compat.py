@@ -89,7 +89,7 @@ def func_vmap(layer: LayerUnderTest) -> None:
 @register("compat", "torch.func.jvp returns the input and the tangent -alpha·t (the transpose of "
           "the VJP)",
           remedy=("Give a new-style torch.autograd.Function (forward without ctx, a setup_context"
-                  " staticmethod) a jvp staticmethod that returns -alpha * x_tangent."),
+                  " staticmethod) a jvp staticmethod that returns {jvp}."),
           contracts=("linear_in_v",))
 def func_jvp(layer: LayerUnderTest) -> None:
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
@@ -109,7 +109,7 @@ def _compiled_steps(layer: LayerUnderTest, backend: str) -> Callable[[float], Ca
         compiled_fn = torch.compile(lambda t, a: built.call(t, a), backend=backend, fullgraph=True)
         # A schedule passes alpha as a 0-d tensor where the function takes one: a float argument
         # is specialized per value by Dynamo, a tensor is not.
-        as_tensor = _accepts_tensor_alpha(built)
+        as_tensor = _accepts_tensor_alpha(built, layer)
 
         def with_function(alpha: float) -> Callable[[Tensor], Tensor]:
             value = torch.tensor(alpha, dtype=torch.float64) if as_tensor else alpha
@@ -129,12 +129,15 @@ def _compiled_steps(layer: LayerUnderTest, backend: str) -> Callable[[float], Ca
     return with_module
 
 
-def _accepts_tensor_alpha(built: BoundFunction) -> bool:
-    """Whether the function computes the right gradient, eagerly, with a 0-d tensor alpha."""
+def _accepts_tensor_alpha(built: BoundFunction, layer: LayerUnderTest) -> bool:
+    """Whether the function computes the contract's gradient, eagerly, with a 0-d tensor alpha."""
+    if built.alpha is None:
+        return False
     try:
         x = leaf(torch.ones(2, dtype=torch.float64))
         built.fn(x, torch.tensor(0.5, dtype=torch.float64)).sum().backward()
-        return x.grad is not None and bool((x.grad == -0.5).all())  # reverse or not: a sign test
+        expected = layer.contract.expected_vjp(x, torch.ones_like(x), 0.5)
+        return x.grad is not None and bool((x.grad == expected).all())
     except Exception:
         return False
 
@@ -245,7 +248,7 @@ def gradscaler_roundtrip(layer: LayerUnderTest) -> None:
 @register("compat", "double backward: gradcheck and gradgradcheck of the VJP map (x, v) ↦ "
           "VJP(v) in float64",
           remedy=("Drop @once_differentiable and compute backward with differentiable torch ops "
-                  "(grad * -alpha)."), contracts=("gradient_flows",))
+                  "({backward})."), contracts=("gradient_flows",))
 def double_backward(layer: LayerUnderTest) -> None:
     fn, alpha, contract = layer.build(_alpha(layer)), _alpha(layer), layer.contract
     x, v = (leaf(t) for t in _inputs((4,)))

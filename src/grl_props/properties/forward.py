@@ -31,7 +31,7 @@ def _forward_matches(layer: LayerUnderTest, case: gs.TensorCase, alpha: gs.Alpha
     examples=tuple({"case": gs.typical_tensor_case(d), "alpha": gs.AlphaCase(0.3)}
                    for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES),
     remedy=("Return x.clone() from forward and change nothing on the way (no nan_to_num, clamp, "
-            "cast or detach arithmetic); reverse the gradient only in backward."),
+            "cast or detach arithmetic); change the gradient only in backward."),
     contracts=("identity_forward",),
 )
 def forward_identity(layer: LayerUnderTest, case: gs.TensorCase, alpha: gs.AlphaCase) -> None:

@@ -35,6 +35,11 @@ def _alpha_seen(layer: LayerUnderTest, fn: object) -> float:
     return gain_seen(fn, layer.contract)  # type: ignore[arg-type]
 
 
+def _applies(layer: LayerUnderTest) -> str:
+    """How a message says which alpha a layer applies: "reverses with" for a reversal."""
+    return "reverses with" if layer.contract.name == "reverse" else "applies"
+
+
 def _backward(out: Tensor) -> None:
     """Backward from ``out`` with ones, unless a stop-gradient detached it (nothing flows back)."""
     if out.requires_grad:
@@ -66,7 +71,7 @@ def alpha_in_state_dict(layer: LayerUnderTest) -> None:
     if seen != _A:
         raise AssertionError(
             f"after loading the state_dict of a layer with alpha={_A}, the layer built with "
-            f"alpha={_B} reverses with alpha={seen}: alpha is not in state_dict "
+            f"alpha={_B} {_applies(layer)} alpha={seen}: alpha is not in state_dict "
             f"(keys: {list(source.state_dict())})"
         )
 
@@ -152,7 +157,7 @@ def instances_independent(layer: LayerUnderTest) -> None:
         seen = _alpha_seen(layer, fn)
         if seen != alpha:
             raise AssertionError(
-                f"the {label} of two instances (alphas {_A} and {_B}) reverses with alpha={seen}"
+                f"the {label} of two instances (alphas {_A} and {_B}) {_applies(layer)} alpha={seen}"
             )
     try:
         set_alpha(second, 0.5)
@@ -180,12 +185,10 @@ def no_saved_activations(layer: LayerUnderTest, case: gs.TensorCase) -> None:
         out = forward(fn, x)
     big = [s for s in saved if torch.Size(s).numel() > 1]
     if big:
-        raise AssertionError(
-            f"the layer saved tensor(s) of shape {big} for backward: it keeps the activation "
-            "alive for nothing (a gradient reversal needs only alpha)"
-            if layer.contract.name == "reverse" else
-            f"alive for nothing (a {layer.contract.noun}'s gradient does not read the input)"
-        )
+        why = ("a gradient reversal needs only alpha" if layer.contract.name == "reverse"
+               else f"a {layer.contract.noun}'s gradient does not read the input")
+        raise AssertionError(f"the layer saved tensor(s) of shape {big} for backward: it keeps "
+                             f"the activation alive for nothing ({why})")
     _backward(out)
 
 
