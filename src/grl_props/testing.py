@@ -306,8 +306,9 @@ def run_property_test(layer: Any, prop: Property, *, nodeid: str, context: RunCo
             claims=sorted(under_test.claims), contract=_contract_ref(contract, under_test))
         verb = "failed" if result.status == "fail" else "errored"
         remedy = f"\nremedy: {result.remedy}" if result.remedy else ""
+        described = prop.description_for(under_test.contract)
         pytest.fail(
-            f"grl-props property {prop.name} ({prop.tier}: {prop.description}) {verb} on "
+            f"grl-props property {prop.name} ({prop.tier}: {described}) {verb} on "
             f"{under_test.name}:\n{result.detail}{remedy}\n\n{_format_replay(commands)}",
             pytrace=False,
         )
@@ -433,7 +434,7 @@ def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistic
                               claims=claims, contract=contract_option)
 
         test.__name__ = test.__qualname__ = f"test_{prop.name}"
-        test.__doc__ = f"{prop.tier}: {prop.description}"
+        test.__doc__ = f"{prop.tier}: {prop.description_for(contract)}"
         return pytest.mark.grl_property(test)
 
     def test_label_removed(self: Any, request: pytest.FixtureRequest) -> None:

@@ -117,6 +117,13 @@ class Property:
     remedy: str = ""
     contracts: tuple[str, ...] = ()
 
+    def description_for(self, contract: Contract) -> str:
+        """The description with the contract's maps in words (``{forward}`` → ``the identity``,
+        ``{vjp}`` → ``-alpha·v`` under ``reverse``)."""
+        if "{" not in self.description:
+            return self.description
+        return self.description.format(forward=contract.forward_text, vjp=contract.vjp_text)
+
     def remedy_for(self, contract: Contract) -> str:
         """The remedy with the contract's code filled in (``{backward}`` → ``grad * -alpha``
         under ``reverse``, ``grad * alpha`` under ``scale``; see :meth:`Contract.code_words`)."""

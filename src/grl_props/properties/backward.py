@@ -184,7 +184,8 @@ def zero_alpha_gives_zero_gradient(layer: LayerUnderTest, case: gs.VJPCase) -> N
 
 @register(
     "core",
-    "two layers in a row compose to a gradient of +alpha1·alpha2·v and the identity in forward",
+    "two layers in a row compose: the gradient is the VJP map applied twice (+alpha1·alpha2·v for "
+    "a reversal), each layer rounding on its own",
     # Ordinary alphas: an alpha outside the dtype's range (1e-308 in float32) is rounded to 0 by
     # any float32 arithmetic, and inf·0 is NaN; that is arithmetic, not composition.
     given={"case": gs.vjp_cases(dtype=_REAL, alpha=_ORDINARY_ALPHAS), "second": _ORDINARY_ALPHAS},

@@ -44,7 +44,7 @@ def _supported(feature: str) -> Iterator[None]:
         raise AssertionError(f"{feature} raised {type(exc).__name__}: {first}") from None
 
 
-@register("compat", "torch.func.grad gives -alpha·v",
+@register("compat", "torch.func.grad gives {vjp}",
           remedy=("Write the reversal as a new-style torch.autograd.Function (forward(x, alpha) "
                   "without ctx, a setup_context staticmethod, generate_vmap_rule = True) instead "
                   "of an old-style Function or a torch.library op with register_autograd."))
@@ -56,7 +56,7 @@ def func_grad(layer: LayerUnderTest) -> None:
     assert_gradient(got, x, v, alpha, layer.contract, what="torch.func.grad's gradient")
 
 
-@register("compat", "torch.func.vjp returns the input and pulls v back to -alpha·v",
+@register("compat", "torch.func.vjp's output is {forward} of the input, and it pulls v back to {vjp}",
           remedy=("Write the reversal as a new-style torch.autograd.Function (forward(x, alpha) "
                   "without ctx, a setup_context staticmethod, generate_vmap_rule = True) instead "
                   "of an old-style Function or a torch.library op with register_autograd."))
@@ -70,7 +70,8 @@ def func_vjp(layer: LayerUnderTest) -> None:
     assert_gradient(got, x, v, alpha, layer.contract, what="torch.func.vjp's cotangent")
 
 
-@register("compat", "torch.func.vmap over a batch is the identity, and vmap(grad) gives -alpha",
+@register("compat", "torch.func.vmap over a batch computes {forward}, and vmap(grad) gives {vjp} "
+          "at v = 1",
           remedy=("Set generate_vmap_rule = True on a new-style torch.autograd.Function "
                   "(forward(x, alpha) without ctx, a setup_context staticmethod), or give it a "
                   "vmap staticmethod."))
@@ -86,8 +87,8 @@ def func_vmap(layer: LayerUnderTest) -> None:
                         what="vmap(grad(layer))")
 
 
-@register("compat", "torch.func.jvp returns the input and the tangent -alpha·t (the transpose of "
-          "the VJP)",
+@register("compat", "torch.func.jvp's output is {forward} of the input, and its tangent is {vjp} "
+          "with t for v (an elementwise layer's JVP is its VJP)",
           remedy=("Give a new-style torch.autograd.Function (forward without ctx, a setup_context"
                   " staticmethod) a jvp staticmethod that returns {jvp}."),
           contracts=("linear_in_v",))
@@ -206,24 +207,24 @@ def _check_autocast(layer: LayerUnderTest, device: str, dtype: torch.dtype) -> N
                         what=f"the gradient under autocast({device})")
 
 
-@register("compat", "under CPU autocast (bfloat16) forward is the identity on the autocast "
-          "activation and the gradient is -alpha·v in its dtype",
+@register("compat", "under CPU autocast (bfloat16) forward is {forward} on the autocast "
+          "activation and the gradient is {vjp} in its dtype",
           remedy=("Do not cast inside the layer (no custom_fwd(cast_inputs=...)): return the "
                   "activation in the dtype autocast gave it."))
 def autocast(layer: LayerUnderTest) -> None:
     _check_autocast(layer, "cpu", torch.bfloat16)
 
 
-@register("compat", "under CUDA autocast (float16) forward is the identity on the autocast "
-          "activation and the gradient is -alpha·v in its dtype", requires=("cuda",),
+@register("compat", "under CUDA autocast (float16) forward is {forward} on the autocast "
+          "activation and the gradient is {vjp} in its dtype", requires=("cuda",),
           remedy=("Do not cast inside the layer (no custom_fwd(cast_inputs=...)): return the "
                   "activation in the dtype autocast gave it."))
 def autocast_cuda(layer: LayerUnderTest) -> None:
     _check_autocast(layer, "cuda", torch.float16)
 
 
-@register("compat", "a GradScaler round trip (scale, backward, unscale) gives -alpha times the "
-          "unscaled gradient",
+@register("compat", "a GradScaler round trip (scale, backward, unscale) gives {vjp} of the "
+          "unscaled upstream gradient v",
           remedy=("Do not clip or clamp the gradient inside the layer (under GradScaler it sees "
                   "scaled gradients); clip in the training loop after scaler.unscale_()."))
 def gradscaler_roundtrip(layer: LayerUnderTest) -> None:
@@ -332,7 +333,7 @@ def torchscript(layer: LayerUnderTest) -> None:
                         what="the scripted layer's gradient")
 
 
-@register("compat", "torch.export exports the layer and the exported program is the identity, "
+@register("compat", "torch.export exports the layer and the exported program computes {forward}, "
           "where the layer claims export support", requires=("claims_torch_export",),
           remedy=("Apply the reversal unconditionally: do not branch on tensor values (if "
                   "bool(...)) in forward, or stop claiming torch.export support."))

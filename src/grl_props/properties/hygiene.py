@@ -96,7 +96,7 @@ def alpha_moved_by_to(layer: LayerUnderTest) -> None:
 
 
 @register("hygiene", "on CUDA: the layer (moved with .to('cuda') when it is a module) runs forward "
-          "and backward on cuda tensors and gives -alpha·v there", requires=("cuda",),
+          "and backward on cuda tensors and gives {vjp} there", requires=("cuda",),
           remedy=("Build nothing on the CPU in backward: multiply by alpha as a Python float or a"
                   " 0-d tensor on grad.device."))
 def runs_after_to_cuda(layer: LayerUnderTest) -> None:
@@ -222,7 +222,8 @@ def output_safe_for_inplace(layer: LayerUnderTest) -> None:
                      what="the input after an in-place op on the output")
 
 
-@register("hygiene", "under no_grad and inference_mode the layer is the identity and records no graph",
+@register("hygiene", "under no_grad and inference_mode the layer computes {forward} and records no "
+          "graph",
           given={"case": gs.tensor_cases(shape=gs.shapes(allow_empty=False))},
           remedy=("Leave grad mode as the caller set it: no torch.enable_grad() or "
                   "requires_grad_() inside forward."))
