@@ -315,9 +315,11 @@ def _can_run(layer: LayerUnderTest) -> None:
                         "fail") from None
     contract = layer.contract
     expected = contract.expected_forward(torch.tensor(_PLAIN))
-    if not torch.allclose(out.detach(), expected, rtol=1e-3, atol=1e-3):
+    mismatched = ~torch.isclose(out.detach(), expected, rtol=1e-3, atol=1e-3)
+    if bool(mismatched.any()):
         raise CannotRun(f"the layer is not a {contract.noun}: its forward is not "
-                        f"{contract.forward_text}: {value_line(out, expected)}", "fail")
+                        f"{contract.forward_text}: "
+                        f"{value_line(out, expected, mismatched=mismatched)}", "fail")
     if out.requires_grad:  # a detached output is for the properties to report
         try:
             out.backward(torch.ones_like(out))

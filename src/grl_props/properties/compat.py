@@ -267,10 +267,12 @@ def double_backward(layer: LayerUnderTest) -> None:
         found = "None" if by_v is None else str(by_v.tolist())
         wanted = (f"{-alpha} everywhere" if contract.name == "reverse"
                   else f"{slope.tolist()} (the contract's VJP of ones)")
+        why = ("the layer's backward is not differentiable (as with @once_differentiable), so "
+               "double backward loses the gradient")
+        if by_v is not None and contract.name != "reverse":
+            why = "the layer's backward does not compute the contract's VJP (see vjp_matches_contract)"
         raise AssertionError(
-            f"the derivative of VJP(v) with respect to v is {found}, expected {wanted}: "
-            "the layer's backward is not differentiable (as with @once_differentiable), so double "
-            "backward loses the gradient")
+            f"the derivative of VJP(v) with respect to v is {found}, expected {wanted}: {why}")
     with _supported("gradcheck of the VJP map"):
         torch.autograd.gradcheck(vjp_map, (x, v))
     with _supported("gradgradcheck of the VJP map"):
