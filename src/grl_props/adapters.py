@@ -63,7 +63,8 @@ __all__ = [
 #: Constructor argument names recognised as the reversal strength, in order of preference.
 ALPHA_ARGUMENT_NAMES = (
     "alpha", "alpha_", "lambda_", "lambd", "lambda", "lamda", "lamb", "lam", "lmbda", "lmbd",
-    "grl_lambda", "grl_weight", "grl_alpha", "reversal_weight", "weight", "coeff", "coef",
+    "grl_lambda", "grl_weight", "grl_alpha", "reversal_weight", "grad_weight", "weight", "coeff",
+    "coef",
     "coefficient", "scale", "factor", "strength", "beta", "gamma",
 )
 

@@ -189,8 +189,9 @@ def zero_alpha_gives_zero_gradient(layer: LayerUnderTest, case: gs.VJPCase) -> N
     # Ordinary alphas: an alpha outside the dtype's range (1e-308 in float32) is rounded to 0 by
     # any float32 arithmetic, and inf·0 is NaN; that is arithmetic, not composition.
     given={"case": gs.vjp_cases(dtype=_REAL, alpha=_ORDINARY_ALPHAS), "second": _ORDINARY_ALPHAS},
-    remedy=("Treat every input the same way: do not look at x.grad_fn or skip inputs that "
-            "already passed through the layer."),
+    remedy=("Treat every input the same way and in the gradient's own dtype: do not look at "
+            "x.grad_fn, skip inputs that already passed through the layer, or multiply by a "
+            "float32 alpha tensor that demotes a float64 gradient."),
 )
 def composition(layer: LayerUnderTest, case: gs.VJPCase, second: gs.AlphaCase) -> None:
     contract = layer.contract
