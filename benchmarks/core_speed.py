@@ -1,6 +1,7 @@
 """How long the core tier takes on one layer with the default profile, as ``grl-props check`` runs it.
 
-Usage: python benchmarks/core_speed.py [SPEC ...]   (default: the built-in layers)
+Usage: python benchmarks/core_speed.py [--contract NAME] [SPEC ...]
+(default: the built-in layers under ``reverse``; with ``--contract``, name the SPECs)
 
 Prints, per layer, the wall time of the core tier in child processes (the command's way: one
 child per property, forked from the runner's fork server, whose one-off start-up, imports and
@@ -26,11 +27,15 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime
 
 
-def main(specs: list[str]) -> None:
-    layers = [load_layer(s) for s in specs] if specs else default_layers()
-    core = all_properties(("core",))
+def main(args: list[str]) -> None:
+    contract = None
+    if args[:1] == ["--contract"]:
+        contract, args = args[1], args[2:]
+    layers = [load_layer(s, contract=contract) for s in args] if args else default_layers()
+    core = all_properties(("core",), contract=layers[0].contract)
     options = RunOptions()
-    print(f"core properties: {len(core)}, max_examples={options.max_examples}, seed={options.seed}")
+    print(f"core properties: {len(core)} (contract {layers[0].contract.name}), "
+          f"max_examples={options.max_examples}, seed={options.seed}")
     lines = []
     for layer in layers:
         timings, cpu = {}, {}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -238,15 +239,17 @@ def resolve_contract(contract: str | Contract | None) -> Contract:
 
 def contract_reference(contract: Contract) -> str | None:
     """A string :func:`resolve_contract` turns back into ``contract`` in another process: the
-    built-in name, or ``module:NAME`` of the module-level name it is bound to (found in the module
-    defining its forward map); ``None`` when it has none."""
+    built-in name, or ``module:NAME`` of the module-level name it is bound to (looked for in the
+    modules defining its VJP and forward maps); ``None`` when it has none."""
     if CONTRACTS.get(contract.name) is contract:
         return contract.name
-    module = importlib.import_module(contract.forward.__module__) if hasattr(
-        contract.forward, "__module__") else None
-    for name, value in vars(module or object()).items():
-        if value is contract:
-            return f"{module.__name__}:{name}"  # type: ignore[union-attr]
+    for function in (contract.vjp, contract.forward):
+        module = sys.modules.get(getattr(function, "__module__", None) or "")
+        if module is None:
+            continue
+        for name, value in vars(module).items():
+            if value is contract:
+                return f"{module.__name__}:{name}"
     return None
 
 

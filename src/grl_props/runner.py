@@ -573,7 +573,7 @@ class _Task:
     names: tuple[str, ...]  # specs naming the layer, tried in order
     alpha_arg: str | None
     claims: tuple[str, ...]
-    contract: tuple[str, str | None]  # the contract's reference, and a folder to import it from
+    contract: tuple[str | None, str | None]  # the contract's reference, a folder to import it from
     prop_name: str
     prop_tier: str
     prop_module: str
