@@ -459,3 +459,36 @@ def test_example_project_passes_its_own_property_suite(pytester: pytest.Pytester
     suite = "tests.test_gradient_reversal.TestGradientReverseModule"
     assert set(outcomes) == {f"{suite}::{name}" for name in _CORE_TESTS}
     result.stdout.fnmatch_lines(["*1 deselected*"])
+
+
+ROUNDING = '''
+import torch
+
+
+def ste_round(x):
+    return x + (torch.round(x) - x).detach()
+
+
+def plain_round(x):
+    return torch.round(x)
+'''
+
+
+def test_grl_contract_runs_that_contract_s_battery(pytester: pytest.Pytester) -> None:
+    """--grl-contract ste-round: the contract's own properties, a plain round fails its VJP, the
+    replay keeps the contract, and label_removed skips saying why."""
+    pytester.makepyfile(rounding=ROUNDING)
+    result, outcomes = _run(
+        pytester, "-p", "no:randomly", "--grl-impl", "rounding.py:ste_round",
+        "--grl-impl", "rounding.py:plain_round", "--grl-contract", "ste-round",
+        "-k", "forward_matches_contract or vjp_matches_contract or label_removed", "-v", "-rs")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "grl-impl?rounding.py:ste_round?::forward_matches_contract PASSED*",
+        "grl-impl?rounding.py:ste_round?::vjp_matches_contract PASSED*",
+        "grl-impl?rounding.py:plain_round?::vjp_matches_contract FAILED*",
+        "*--grl-contract ste-round*",
+        "*statistical verdict not run*ste-round contract does not promise*",
+    ])
+    assert "forward_identity" not in result.stdout.str()
+    assert sorted(outcomes.values()).count("passed") == 3

@@ -142,3 +142,18 @@ def in_domain(contract: Contract, t: Tensor) -> Tensor:
     if contract.finite_only and t.is_floating_point():
         t = torch.nan_to_num(t)
     return t
+
+
+def domain_note(contract: Contract, *drawn: Tensor) -> str:
+    """For a failure message: how :func:`in_domain` changed the drawn tensors (the counterexample
+    shows them as drawn, the values above it are the ones the layer got); ``""`` if it did not."""
+    changes = []
+    if not contract.complex and any(t.is_complex() for t in drawn):
+        changes.append("complex values to their real part")
+    if contract.finite_only and any(t.is_floating_point() and not bool(torch.isfinite(t).all())
+                                    for t in drawn):
+        changes.append("non-finite values to finite ones (nan_to_num)")
+    if not changes:
+        return ""
+    return (f"(the {contract.name} contract promises {'real, ' if not contract.complex else ''}"
+            f"finite values only, so the drawn case was mapped: {' and '.join(changes)})")

@@ -14,7 +14,14 @@ from grl_props.adapters import LayerUnderTest
 from grl_props.compare import assert_values_close
 from grl_props.contracts import Contract, reference_layer
 from grl_props.properties import register
-from grl_props.properties._calls import forward, in_domain, ratio_note, vjp, with_note
+from grl_props.properties._calls import (
+    domain_note,
+    forward,
+    in_domain,
+    ratio_note,
+    vjp,
+    with_note,
+)
 
 _NONZERO_SHAPES = gs.shapes(allow_empty=False)
 _REAL = gs.dtypes(complex=False)
@@ -57,7 +64,9 @@ def _check_vjp(layer: LayerUnderTest, case: gs.VJPCase) -> None:
         alpha32 = float(torch.tensor(alpha, dtype=torch.float32))
         if (not contract.takes_alpha or alpha32 == alpha
                 or not _matches(got, x, v, alpha32, contract, what)):
-            raise with_note(exc, _gain_note(contract, got, v, alpha)) from None
+            note = _gain_note(contract, got, v, alpha)
+            mapped = domain_note(contract, case.x.tensor, case.v.tensor)
+            raise with_note(exc, "\n".join(n for n in (note, mapped) if n)) from None
 
 
 def _matches(got: torch.Tensor, x: torch.Tensor, v: torch.Tensor, alpha: float,
@@ -213,7 +222,9 @@ def composition(layer: LayerUnderTest, case: gs.VJPCase, second: gs.AlphaCase) -
     try:
         assert_values_close(got, expected, what=what, exact=exact, inputs=inputs)
     except AssertionError as exc:
-        raise with_note(exc, _gain_note(contract, got, v, a1, a2)) from None
+        note = _gain_note(contract, got, v, a1, a2)
+        mapped = domain_note(contract, case.x.tensor, case.v.tensor)
+        raise with_note(exc, "\n".join(n for n in (note, mapped) if n)) from None
 
 
 @register(
