@@ -108,7 +108,8 @@ class LayerUnderTest:
     bound function for functions and Functions, a deep copy for instances. ``fixed_alpha`` is set
     when only one alpha can be built; ``obj`` is what the spec named; ``spec`` is the spec string
     when the layer was loaded from one (so another process can load it again); ``claims`` are the
-    supports it claims (:data:`CLAIMS`); ``contract`` is what it promises (default ``reverse``).
+    supports it claims (:data:`CLAIMS`); ``contract`` is what it promises (default ``reverse``),
+    and ``contract_spec`` the name or spec it was given by, when it was given by one.
     """
 
     name: str
@@ -120,6 +121,7 @@ class LayerUnderTest:
     spec: str | None = None
     claims: frozenset[str] = frozenset()
     contract: Contract = REVERSE
+    contract_spec: str | None = None
     _alpha_as_tensor: bool | None = field(default=None, repr=False)
 
     @property
@@ -273,6 +275,7 @@ def load_layer(spec: str | Any, *, alpha_arg: str | None = None,
     layer = (_classify(name, obj, alpha_arg) if promised.takes_alpha
              else _classify_without_alpha(name, obj, promised))
     layer.contract = promised
+    layer.contract_spec = contract if isinstance(contract, str) else None
     layer.spec = spec if isinstance(spec, str) else None
     layer.claims = given | _declared_claims(name, obj)
     return layer

@@ -28,7 +28,13 @@ from typing import Any
 
 from grl_props import __version__
 from grl_props.adapters import CLAIMS, LayerUnderTest, SpecError, default_layers, load_layer
-from grl_props.contracts import CONTRACTS, DEFAULT_CONTRACT, ContractError, resolve_contract
+from grl_props.contracts import (
+    CONTRACTS,
+    DEFAULT_CONTRACT,
+    ContractError,
+    resolve_contract,
+    verdict_not_run,
+)
 from grl_props.families import ADVERSARY_FAMILIES, DEFAULT_ADVERSARY
 from grl_props.matrix import Progress, render_details, render_matrix, render_warnings, short_names
 from grl_props.properties import TIERS, all_properties
@@ -260,7 +266,8 @@ def _check(args: argparse.Namespace) -> int:
         contract = resolve_contract(args.contract)
     except ContractError as exc:
         raise UsageError(f"--contract: {exc}") from None
-    reversal = contract.name == DEFAULT_CONTRACT
+    no_verdict = verdict_not_run(contract)
+    reversal = no_verdict is None
     if not args.specs and not reversal:
         raise UsageError(f"name the layers to check under the {contract.name} contract: the "
                          "built-in default layers are gradient reversal layers")
@@ -300,8 +307,8 @@ def _check(args: argparse.Namespace) -> int:
     for layer, label, folder in zip(layers, labels, folders, strict=True):
         report = run_battery(layer, options=options, properties=properties,
                              on_result=functools.partial(progress.property_done, label))
-        if not reversal:
-            report.note = "; ".join(n for n in (report.note, _NO_VERDICT.format(contract.name)) if n)
+        if no_verdict is not None:
+            report.note = "; ".join(n for n in (report.note, no_verdict) if n)
         elif not args.no_stats:
             report.statistical = _statistical(layer, label, args.seed, args.adversary, progress,
                                               None if report_dir is None else report_dir / folder)
@@ -317,11 +324,6 @@ def _check(args: argparse.Namespace) -> int:
     if json_path is not None:
         _write_json(json_path, reports, required)
     return _exit_code(reports, required)
-
-
-#: Why no statistical verdict runs under a contract other than ``reverse``.
-_NO_VERDICT = ("statistical verdict not run: it judges whether training through a gradient "
-               "reversal removes a label, which the {} contract does not promise")
 
 
 def _replay(layer: LayerUnderTest, report: LayerReport, args: argparse.Namespace,

@@ -13,8 +13,8 @@ states what one kind promises, so that the same property battery can check any o
 * ``gain``: where the VJP is ``c · v`` for every x, alpha ↦ c (``-alpha`` for a reversal); it
   makes failure messages read "gradient ÷ v ... (expected -0.3)";
 * how values are compared: ``signed_zeros`` (the forward keeps the sign of zero, compared bit for
-  bit) and ``finite_only`` (the maps are promised on finite values only: non-finite inputs and
-  gradients are not drawn).
+  bit), ``finite_only`` and ``complex`` (the maps are promised on finite, or real, values only:
+  drawn non-finite or complex inputs are mapped into that domain, and failures say so).
 
 Built in (:data:`CONTRACTS`): ``reverse`` (the default: identity, ``-alpha·v``), ``scale``
 (identity, ``+alpha·v``), ``stop`` (identity, zero gradient), ``ste-round`` (round half to even,
@@ -36,7 +36,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["CONTRACTS", "DEFAULT_CONTRACT", "REVERSE", "SCALE", "STE_ROUND", "STE_SIGN", "STOP",
-           "Contract", "ContractError", "contract_reference", "reference_layer", "resolve_contract"]
+           "Contract", "ContractError", "contract_reference", "reference_layer", "resolve_contract",
+           "verdict_not_run"]
 
 AlphaRole = Literal["linear", "none"]
 
@@ -123,7 +124,8 @@ class Contract:
         if not (v.is_floating_point() or v.is_complex()):
             return True
         real = v.dtype.to_real() if v.is_complex() else v.dtype
-        product = v.detach().to(torch.complex128 if v.is_complex() else torch.float64) * gain
+        wide = v.detach().to(torch.complex128 if v.is_complex() else torch.float64)
+        product = (wide * gain).to(v.dtype)  # a product that underflows to 0 is exact
         parts = torch.view_as_real(product) if product.is_complex() else product
         small = (parts != 0) & (parts.abs() < torch.finfo(real).tiny)
         return not bool(small.any())
@@ -212,7 +214,7 @@ def resolve_contract(contract: str | Contract | None) -> Contract:
     if contract is None:
         return REVERSE
     if isinstance(contract, Contract):
-        return contract
+        return _own_name(contract)
     if not isinstance(contract, str):
         raise ContractError(f"a contract is a built-in name ({', '.join(CONTRACTS)}), a "
                             f"package.module:NAME spec or a Contract; got {type(contract).__name__}")
@@ -234,7 +236,25 @@ def resolve_contract(contract: str | Contract | None) -> Contract:
     if not isinstance(found, Contract):
         what = "nothing" if found is None else f"a {type(found).__name__}"
         raise ContractError(f"{contract!r} names {what}, not a grl_props.contracts.Contract")
-    return found
+    return _own_name(found)
+
+
+def _own_name(contract: Contract) -> Contract:
+    """``contract``, refused when it borrows a built-in's name (names decide the battery)."""
+    if contract.name in CONTRACTS and CONTRACTS[contract.name] is not contract:
+        raise ContractError(f"a contract of your own needs a name other than the built-in "
+                            f"{contract.name!r} (built in are {', '.join(CONTRACTS)})")
+    return contract
+
+
+def verdict_not_run(contract: Contract) -> str | None:
+    """Why the statistical verdict does not run under ``contract`` (one sentence), or ``None``
+    under ``reverse``: it judges label removal through a reversal, which only ``reverse``
+    promises."""
+    if contract is REVERSE:
+        return None
+    return ("statistical verdict not run: it judges whether training through a gradient reversal "
+            f"removes a label, which the {contract.name} contract does not promise")
 
 
 def contract_reference(contract: Contract) -> str | None:

@@ -290,11 +290,6 @@ class GrlStatisticalItem(_GrlItem):
     def runtest(self) -> None:
         from grl_props.testing import run_statistical_test
 
-        contract = self.parent.layer.contract
-        if contract.name != "reverse":
-            pytest.skip(f"statistical verdict not run: it judges whether training through a "
-                        f"gradient reversal removes a label, which the {contract.name} contract "
-                        "does not promise")
         run_statistical_test(self.parent.layer, nodeid=self.nodeid,
                              context=_context(self.config),
                              alpha_arg=self.config.getoption("grl_alpha_arg"),

@@ -43,7 +43,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import FailedHealthCheck
 
 from grl_props.adapters import LayerUnderTest, SpecError, load_layer
-from grl_props.contracts import CONTRACTS, Contract, contract_reference
+from grl_props.contracts import contract_reference
 from grl_props.properties import SKIP_KINDS, TIERS, Property, Skip, SkipKind, all_properties, get
 
 __all__ = ["PREFLIGHT", "CannotRun", "LayerReport", "PropertyResult", "RunOptions", "run_battery",
@@ -527,7 +527,7 @@ def _run_one(layer: LayerUnderTest, prop: Property, plan: _Plan, options: RunOpt
     if plan.method in ("forkserver", "spawn"):
         assert plan.names is not None
         task = _Task(plan.names, layer.alpha_arg, tuple(sorted(layer.claims)),
-                     _contract_name(layer.contract),
+                     str(_contract_name(layer)),
                      prop.name, prop.tier, prop.check.__module__, options, dict(os.environ))
         return _run_in_child(plan.method, _child_by_name, (task,), prop, options)
     if plan.method == "fork":
@@ -573,7 +573,7 @@ class _Task:
     names: tuple[str, ...]  # specs naming the layer, tried in order
     alpha_arg: str | None
     claims: tuple[str, ...]
-    contract: tuple[str | None, str | None]  # the contract's reference, a folder to import it from
+    contract: str  # what resolve_contract turns back into the layer's contract
     prop_name: str
     prop_tier: str
     prop_module: str
@@ -587,7 +587,7 @@ def _plan(layer: LayerUnderTest, properties: Sequence[Property]) -> _Plan:
     unnamed = [p.name for p in properties if not _named_property(p)]
     if names and unnamed:
         names, why = None, f"properties {', '.join(unnamed)} are not registered by name"
-    if names and _contract_name(layer.contract)[0] is None:
+    if names and _contract_name(layer) is None:
         names, why = None, (f"the contract {layer.contract.name} has no importable name (bind it "
                             "to a module-level name in the module defining its forward map)")
     if names:
@@ -601,19 +601,11 @@ def _plan(layer: LayerUnderTest, properties: Sequence[Property]) -> _Plan:
     return _Plan("fork", None, f"{why}; unsafe if this process initialises CUDA later")
 
 
-def _contract_name(contract: Contract) -> tuple[str | None, str | None]:
-    """How a child loads the contract: its reference (:func:`contract_reference`) and the folder
-    holding the module that defines it (the child may not have it on ``sys.path``)."""
-    reference = contract_reference(contract)
-    if reference is None or reference in CONTRACTS:
-        return reference, None
-    path = getattr(sys.modules.get(reference.partition(":")[0]), "__file__", None)
-    if not path:
-        return reference, None
-    root = os.path.dirname(os.path.abspath(path))
-    for _ in range(reference.partition(":")[0].count(".")):
-        root = os.path.dirname(root)
-    return reference, root
+def _contract_name(layer: LayerUnderTest) -> str | None:
+    """How a child loads the layer's contract: the name or spec it was given by, else its
+    module-level name (:func:`contract_reference`); ``None`` when it has neither. (A child
+    started by forkserver or spawn gets this process's ``sys.path``.)"""
+    return layer.contract_spec or contract_reference(layer.contract)
 
 
 def _cuda_initialized() -> bool:
@@ -702,11 +694,8 @@ def _child_by_name(task: _Task, conn: Any) -> None:
     layer, errors = None, []
     for name in task.names:
         try:
-            reference, folder = task.contract
-            if folder is not None and folder not in sys.path:
-                sys.path.insert(0, folder)
             layer = load_layer(name, alpha_arg=task.alpha_arg, claims=task.claims,
-                               contract=reference)
+                               contract=task.contract)
             break
         except SpecError as exc:
             errors.append(str(exc))

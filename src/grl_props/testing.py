@@ -60,7 +60,14 @@ import pytest
 from hypothesis import settings
 
 from grl_props.adapters import CLAIMS, LayerUnderTest, SpecError, load_layer
-from grl_props.contracts import DEFAULT_CONTRACT, Contract, ContractError, resolve_contract
+from grl_props.contracts import (
+    DEFAULT_CONTRACT,
+    Contract,
+    ContractError,
+    contract_reference,
+    resolve_contract,
+    verdict_not_run,
+)
 from grl_props.families import ADVERSARY_FAMILIES
 from grl_props.properties import TIERS, Property, all_properties
 from grl_props.runner import PropertyResult, RunOptions, run_battery, run_preflight, run_property
@@ -303,7 +310,7 @@ def run_property_test(layer: Any, prop: Property, *, nodeid: str, context: RunCo
         commands = replay_commands(
             nodeid if replay_nodeid else None, context, spec=_replay_spec(under_test),
             cli_seed=seed, max_examples=examples, alpha_arg=alpha_arg, pytest_args=pytest_args,
-            claims=sorted(under_test.claims), contract=_contract_ref(contract, under_test))
+            claims=sorted(under_test.claims), contract=_contract_ref(under_test))
         verb = "failed" if result.status == "fail" else "errored"
         remedy = f"\nremedy: {result.remedy}" if result.remedy else ""
         described = prop.description_for(under_test.contract)
@@ -332,6 +339,9 @@ def run_statistical_test(layer: Any, *, nodeid: str, context: RunContext,
     family = context.adversary or adversary or DEFAULT_ADVERSARY
 
     under_test = layer if isinstance(layer, LayerUnderTest) else _load(layer, alpha_arg)
+    why_not = verdict_not_run(under_test.contract)
+    if why_not is not None:
+        pytest.skip(why_not)
     seed = derive_seed(nodeid, context.base_seed, below=_STATISTICAL_SEED_RANGE)
     seed_everything(seed)
     commands = replay_commands(nodeid if replay_nodeid else None, context,
@@ -352,9 +362,10 @@ def run_statistical_test(layer: Any, *, nodeid: str, context: RunContext,
     return result
 
 
-def _contract_ref(given: str | Contract | None, layer: LayerUnderTest) -> str:
-    """How ``--contract`` names the layer's contract: the string given, else the built-in name."""
-    return given if isinstance(given, str) else layer.contract.name
+def _contract_ref(layer: LayerUnderTest) -> str | None:
+    """How ``--contract`` names the layer's contract in a replay command: the name or spec it was
+    given by, else its module-level name; ``None`` (no ``--contract``) when it has neither."""
+    return layer.contract_spec or contract_reference(layer.contract)
 
 
 _OPTIONS = ("max_examples", "seed", "alpha_arg", "timeout", "isolate", "claims", "adversary",
@@ -412,12 +423,16 @@ def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistic
         raise ValueError(f"conformance_suite() adversary must be one of "
                          f"{', '.join(ADVERSARY_FAMILIES)}, got {adversary!r}")
 
+    contract_option = options.get("contract")
+    if contract_option is None and isinstance(layer, LayerUnderTest):
+        contract_option = layer.contract  # a loaded layer carries its contract
     try:
-        contract = resolve_contract(options.get("contract"))
+        contract = resolve_contract(contract_option)
     except ContractError as exc:
         raise ValueError(f"conformance_suite() contract: {exc}") from None
-    contract_option = options.get("contract")
-    reversal = contract.name == DEFAULT_CONTRACT
+    if isinstance(layer, LayerUnderTest) and layer.contract is not contract:
+        raise ValueError(f"conformance_suite() contract {contract.name!r} differs from the "
+                         f"{layer.contract.name!r} contract the layer was loaded with")
 
     def context_of(request: pytest.FixtureRequest) -> RunContext:
         context = RunContext.from_config(request.config)
@@ -438,10 +453,9 @@ def conformance_suite(layer: Any, *, tiers: Sequence[str] = ("core",), statistic
         return pytest.mark.grl_property(test)
 
     def test_label_removed(self: Any, request: pytest.FixtureRequest) -> None:
-        if not reversal:
-            pytest.skip(f"statistical verdict not run: it judges whether training through a "
-                        f"gradient reversal removes a label, which the {contract.name} contract "
-                        "does not promise")
+        why_not = verdict_not_run(contract)
+        if why_not is not None:
+            pytest.skip(why_not)
         run_statistical_test(layer, nodeid=request.node.nodeid, context=context_of(request),
                              alpha_arg=alpha_arg, adversary=adversary)
 

@@ -59,12 +59,17 @@ def test_ste_round_fails_a_plain_round_and_a_floor_quantiser(capsys):
     assert "(expected +1)" in out  # round's zero gradient where the identity was promised
 
 
-def test_a_user_contract_named_by_spec_runs_in_child_processes(capsys, monkeypatch):
+def test_a_user_contract_named_by_spec_runs_in_child_processes(capsys, monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    target = tmp_path / "out.json"
     code, out, _ = check(capsys, f"{LAYERS}:ClippedReversal", "--contract",
-                         "user_contracts:CLIPPED_REVERSE", *FAST)
+                         "user_contracts:CLIPPED_REVERSE", "--json", str(target), *FAST)
     assert code == EXIT_OK, out
     assert "contract: clipped-reverse" in out and "vjp_linear_in_v" not in out
+    (result,) = json.loads(target.read_text())["results"]
+    assert result["contract"] == "clipped-reverse"
+    # the children loaded the contract by the spec given, from a fresh process (no fork fallback)
+    assert result["isolation"].startswith("child process per property (forkserver"), result
     code, out, _ = check(capsys, f"{LAYERS}:ClippedReversal", "--no-stats", *FAST)
     assert code == EXIT_FAIL  # under reverse, clipping is the bug
     assert "core FAILED" in out

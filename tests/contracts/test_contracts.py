@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import pytest
@@ -65,6 +66,9 @@ def test_names_specs_and_objects_resolve_and_bad_ones_get_one_sentence():
         assert "\n" not in str(info.value)
     with pytest.raises(SpecError, match="unknown contract"):
         load_layer("sibling_layers:ste_round", contract="flip")
+    borrowed = dataclasses.replace(SCALE, name="reverse")  # names decide the battery
+    with pytest.raises(ContractError, match="needs a name other than the built-in 'reverse'"):
+        resolve_contract(borrowed)
 
 
 def test_built_in_contracts_pickle_by_reference():
@@ -89,7 +93,7 @@ def test_each_battery_holds_the_properties_that_apply_to_its_contract():
     assert ste_sign == ste_round - {"no_saved_activations"}
     clipped = {p.name for p in all_properties(contract=resolve_contract(
         "user_contracts:CLIPPED_REVERSE"))}
-    assert clipped == scale - {"vjp_linear_in_v", "func_jvp"}
+    assert clipped == scale - {"vjp_linear_in_v", "func_jvp", "gradscaler_roundtrip"}
 
 
 def test_layers_without_alpha_load_as_functions_functions_and_modules():
@@ -111,6 +115,9 @@ def test_remedies_name_each_contract_s_own_code():
             remedy = prop.remedy_for(contract)
             assert "{" not in remedy and remedy.endswith(".") and ". " not in remedy, (prop.name,
                                                                                     remedy)
+            if contract is not REVERSE:  # no reversal advice for a layer that does not reverse
+                assert "-alpha" not in remedy and "revers" not in remedy.lower(), (
+                    contract.name, prop.name, remedy)
     double = next(p for p in all_properties(contract=SCALE) if p.name == "double_backward")
     assert "(grad * alpha)" in double.remedy_for(SCALE)
     assert "(grad * -alpha)" in double.remedy_for(REVERSE)

@@ -147,11 +147,11 @@ _REGISTRY: dict[str, Property] = {}
 
 def register(tier: Tier, description: str, *, given: Mapping[str, SearchStrategy[Any]] | None = None,
              requires: tuple[str, ...] = (), examples: tuple[Mapping[str, Any], ...] = (),
-             remedy: str = "", contracts: tuple[str, ...] = (), name: str | None = None
+             remedy: str = "", contracts: tuple[str, ...] = ()
              ) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Register the decorated check as a property named ``name`` (default: the function's name);
-    ``remedy`` says in one sentence what to change in a layer that fails it (``tests/properties``
-    requires one); ``contracts`` names the contract traits it needs (default: every contract)."""
+    """Register the decorated check as a property named after the function; ``remedy`` says in
+    one sentence what to change in a layer that fails it (``tests/properties`` requires one);
+    ``contracts`` names the contract traits it needs (default: every contract)."""
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
     unknown = set(requires) - set(REQUIREMENTS)
@@ -162,7 +162,7 @@ def register(tier: Tier, description: str, *, given: Mapping[str, SearchStrategy
         raise ValueError(f"unknown contract traits {sorted(unknown)}; known: {sorted(CONTRACT_TRAITS)}")
 
     def decorate(check: Callable[..., None]) -> Callable[..., None]:
-        registered = name or check.__name__
+        registered = check.__name__
         known = _REGISTRY.get(registered)
         if known is not None and known.check.__module__ != check.__module__:
             raise ValueError(f"property {registered!r} is registered by {known.check.__module__} "

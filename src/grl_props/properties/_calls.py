@@ -111,25 +111,51 @@ def assert_gradient(got: Tensor, x: Tensor, v: Tensor, alpha: float, contract: C
                     what: str, inputs: dict[str, Any] | None = None, of: str = "gradient ÷ v",
                     exact: bool | None = None) -> None:
     """``got`` is the contract's VJP of ``v`` at ``x`` with ``alpha``: exactly where ``exact``
-    (default: :meth:`Contract.exact_vjp`) says so, else within the dtype's tolerance; a failure
-    ends with how ``got`` relates to ``v`` (:func:`ratio_note`) where the contract's VJP is a gain."""
+    says so, else within the dtype's tolerance (default: exact for a contract without alpha whose
+    :meth:`Contract.exact_vjp` holds, since its gradient selects or zeroes v; within tolerance
+    under a contract with alpha, where layers may round alpha); a failure ends with how ``got``
+    relates to ``v`` (:func:`gain_note`)."""
     expected = contract.expected_vjp(x, v, alpha)
     if exact is None:
         exact = contract.exact_vjp(v, alpha) and not contract.takes_alpha
     try:
         assert_values_close(got, expected, what=what, exact=exact, inputs=inputs)
     except AssertionError as exc:
-        note = "" if contract.gain is None else ratio_note(got, v, contract.gain(alpha), of=of)
-        raise with_note(exc, note) from None
+        raise with_note(exc, gain_note(contract, got, v, alpha, of=of)) from None
 
 
-def gain_seen(fn: Layer, contract: Contract, *, x: Tensor | None = None) -> float:
-    """The alpha a layer applies, read off its gradient on ones (float64) under a contract whose
-    VJP is linear in alpha: the gradient divided by the contract's gradient at alpha 1."""
-    x = torch.ones(3, dtype=torch.float64) if x is None else x
-    grad = vjp(fn, x, torch.ones_like(x), contract=contract)
-    unit = float(contract.expected_vjp(x, torch.ones_like(x), 1.0).reshape(-1)[0])
-    return float(grad.reshape(-1)[0]) / unit
+def gain_note(contract: Contract, got: Tensor, v: Tensor, *alphas: float,
+              of: str = "gradient ÷ v") -> str:
+    """:func:`ratio_note` against the contract's gain (the product of the gains at ``alphas``,
+    for layers in a row); ``""`` where the contract's VJP is no gain."""
+    if contract.gain is None:
+        return ""
+    expected = 1.0
+    for alpha in alphas:
+        expected *= contract.gain(alpha)
+    return ratio_note(got, v, expected, of=of)
+
+
+def alpha_from_gradient(grad: Tensor, contract: Contract) -> float:
+    """The alpha a gradient on ones (float64 x) shows under a contract whose VJP is linear in
+    alpha: its first element divided by the contract's gradient of ones at alpha 1."""
+    ones = torch.ones(1, dtype=torch.float64)
+    return float(grad.reshape(-1)[0]) / float(contract.expected_vjp(ones, ones, 1.0)[0])
+
+
+def gain_seen(fn: Layer, contract: Contract) -> float:
+    """The alpha a built layer applies, read off its gradient on ones (float64)."""
+    x = torch.ones(3, dtype=torch.float64)
+    return alpha_from_gradient(vjp(fn, x, torch.ones_like(x), contract=contract), contract)
+
+
+def alpha_words(contract: Contract, what: str, alpha: float, inputs: dict[str, Any]
+                ) -> tuple[str, dict[str, Any]]:
+    """``what`` and the ``inputs`` of a failure message, with alpha named where the contract has
+    one: ``("VJP(v) with alpha=0.5", {..., "alpha": 0.5})``, else ``("VJP(v)", {...})``."""
+    if not contract.takes_alpha:
+        return what, inputs
+    return f"{what} with alpha={alpha!r}", {**inputs, "alpha": alpha}
 
 
 def in_domain(contract: Contract, t: Tensor) -> Tensor:

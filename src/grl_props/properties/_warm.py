@@ -18,7 +18,7 @@ def _warm() -> None:
     available = strategies.available_devices
     strategies.available_devices = lambda: ["cpu"]  # type: ignore[assignment]
     try:
-        for prop in all_properties():
+        for prop in all_properties(contract=None):  # every contract's properties
             if prop.given:
                 draw = given(**prop.given)(lambda **drawn: None)
                 settings(max_examples=1, database=None, deadline=None, phases=(Phase.generate,),

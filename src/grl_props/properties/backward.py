@@ -15,8 +15,11 @@ from grl_props.compare import assert_values_close
 from grl_props.contracts import Contract, reference_layer
 from grl_props.properties import register
 from grl_props.properties._calls import (
+    alpha_words,
+    assert_gradient,
     domain_note,
     forward,
+    gain_note,
     in_domain,
     ratio_note,
     vjp,
@@ -33,18 +36,6 @@ _VJP_EXAMPLES = tuple({"case": gs.typical_vjp_case(d, a)}
                       for d in gs.FLOAT_DTYPES + gs.COMPLEX_DTYPES for a in (0.3, 2.0))
 
 
-def _gain_note(contract: Contract, got: torch.Tensor, v: torch.Tensor, *alphas: float,
-               of: str = "gradient ÷ v") -> str:
-    """:func:`ratio_note` against the contract's gain (the product of the gains of ``alphas``:
-    layers in a row), ``""`` where the contract's VJP is no gain."""
-    if contract.gain is None:
-        return ""
-    expected = 1.0
-    for alpha in alphas:
-        expected *= contract.gain(alpha)
-    return ratio_note(got, v, expected, of=of)
-
-
 def _check_vjp(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     """The gradient is the contract's VJP of v at x, in v's dtype (shared by the two VJP
     properties: the reversal's, and every other contract's)."""
@@ -53,27 +44,23 @@ def _check_vjp(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     fn = layer.build(alpha, as_tensor=case.alpha.as_tensor)
     x, v = in_domain(contract, case.x.tensor), in_domain(contract, case.v.tensor)
     got = vjp(fn, x, v, contract=contract)
-    what = f"VJP(v) with alpha={alpha!r}" if contract.takes_alpha else "VJP(v)"
-    inputs = {"x": x, "v": v, "alpha": alpha} if contract.takes_alpha else {"x": x, "v": v}
+    what, inputs = alpha_words(contract, "VJP(v)", alpha, {"x": x, "v": v})
     try:
-        assert_values_close(got, contract.expected_vjp(x, v, alpha), what=what,
-                            exact=contract.exact_vjp(v, alpha), inputs=inputs)
+        assert_gradient(got, x, v, alpha, contract, what=what, inputs=inputs,
+                        exact=contract.exact_vjp(v, alpha))
     except AssertionError as exc:
         # Alpha held in float32 (pytorch-revgrad, CellCap) is accepted: its rounding can tip a
         # product near the dtype's maximum into overflow. Anything else fails as first reported.
         alpha32 = float(torch.tensor(alpha, dtype=torch.float32))
         if (not contract.takes_alpha or alpha32 == alpha
                 or not _matches(got, x, v, alpha32, contract, what)):
-            note = _gain_note(contract, got, v, alpha)
-            mapped = domain_note(contract, case.x.tensor, case.v.tensor)
-            raise with_note(exc, "\n".join(n for n in (note, mapped) if n)) from None
+            raise with_note(exc, domain_note(contract, case.x.tensor, case.v.tensor)) from None
 
 
 def _matches(got: torch.Tensor, x: torch.Tensor, v: torch.Tensor, alpha: float,
              contract: Contract, what: str) -> bool:
     try:
-        assert_values_close(got, contract.expected_vjp(x, v, alpha), what=what,
-                            exact=contract.exact_vjp(v, alpha))
+        assert_gradient(got, x, v, alpha, contract, what=what, exact=contract.exact_vjp(v, alpha))
     except AssertionError:
         return False
     return True
@@ -105,7 +92,6 @@ def vjp_is_negative_alpha_v(layer: LayerUnderTest, case: gs.VJPCase) -> None:
             "alpha for a multiplier, zeros for a stop-gradient, grad itself (masked to |x| <= 1 "
             "for sign) for a straight-through estimator, never the gradient of the forward op."),
     contracts=("not_reverse",),
-    name="vjp_matches_contract",
 )
 def vjp_matches_contract(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     _check_vjp(layer, case)
@@ -159,9 +145,9 @@ def vjp_linear_in_alpha(layer: LayerUnderTest, x: gs.TensorCase, first: gs.Alpha
             f"VJP at alpha {a1!r} + {a2!r} differs from the sum of the VJPs by more than float32 "
             f"rounding of alpha: {total[index].item()!r} vs {parts[index].item()!r} at index {index}"
             + "".join(f"\nat alpha {a!r}: {note}" for a, note in (
-                (a1 + a2, _gain_note(contract, total, v, a1 + a2)),
-                (a1, _gain_note(contract, first_part, v, a1)),
-                (a2, _gain_note(contract, second_part, v, a2))) if note)
+                (a1 + a2, gain_note(contract, total, v, a1 + a2)),
+                (a1, gain_note(contract, first_part, v, a1)),
+                (a2, gain_note(contract, second_part, v, a2))) if note)
         )
 
 
@@ -222,7 +208,7 @@ def composition(layer: LayerUnderTest, case: gs.VJPCase, second: gs.AlphaCase) -
     try:
         assert_values_close(got, expected, what=what, exact=exact, inputs=inputs)
     except AssertionError as exc:
-        note = _gain_note(contract, got, v, a1, a2)
+        note = gain_note(contract, got, v, a1, a2)
         mapped = domain_note(contract, case.x.tensor, case.v.tensor)
         raise with_note(exc, "\n".join(n for n in (note, mapped) if n)) from None
 
@@ -289,6 +275,6 @@ def model_gradients(layer: LayerUnderTest, batch: int, width: int, alpha: gs.Alp
             assert_values_close(g_got, g_promised, what=what,
                                 inputs={"alpha": a} if contract.takes_alpha else None)
         except AssertionError as exc:
-            note = _gain_note(contract, g_got, g_plain, a,
-                              of=f"{name}'s gradient ÷ its gradient without the layer")
+            note = gain_note(contract, g_got, g_plain, a,
+                             of=f"{name}'s gradient ÷ its gradient without the layer")
             raise with_note(exc, note) from None

@@ -45,8 +45,8 @@ def _supported(feature: str) -> Iterator[None]:
 
 
 @register("compat", "torch.func.grad gives {vjp}",
-          remedy=("Write the reversal as a new-style torch.autograd.Function (forward(x, alpha) "
-                  "without ctx, a setup_context staticmethod, generate_vmap_rule = True) instead "
+          remedy=("Write the layer as a new-style torch.autograd.Function (forward without ctx, "
+                  "a setup_context staticmethod, generate_vmap_rule = True) instead "
                   "of an old-style Function or a torch.library op with register_autograd."))
 def func_grad(layer: LayerUnderTest) -> None:
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
@@ -57,8 +57,8 @@ def func_grad(layer: LayerUnderTest) -> None:
 
 
 @register("compat", "torch.func.vjp's output is {forward} of the input, and it pulls v back to {vjp}",
-          remedy=("Write the reversal as a new-style torch.autograd.Function (forward(x, alpha) "
-                  "without ctx, a setup_context staticmethod, generate_vmap_rule = True) instead "
+          remedy=("Write the layer as a new-style torch.autograd.Function (forward without ctx, "
+                  "a setup_context staticmethod, generate_vmap_rule = True) instead "
                   "of an old-style Function or a torch.library op with register_autograd."))
 def func_vjp(layer: LayerUnderTest) -> None:
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
@@ -73,7 +73,7 @@ def func_vjp(layer: LayerUnderTest) -> None:
 @register("compat", "torch.func.vmap over a batch computes {forward}, and vmap(grad) gives {vjp} "
           "at v = 1",
           remedy=("Set generate_vmap_rule = True on a new-style torch.autograd.Function "
-                  "(forward(x, alpha) without ctx, a setup_context staticmethod), or give it a "
+                  "(forward without ctx, a setup_context staticmethod), or give it a "
                   "vmap staticmethod."))
 def func_vmap(layer: LayerUnderTest) -> None:
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
@@ -171,18 +171,20 @@ def _check_compile(layer: LayerUnderTest, backend: str) -> None:
 
 @register("compat", "torch.compile(fullgraph=True, backend='aot_eager') matches eager, "
           f"at most {MAX_COMPILES} compiles over 5 alphas",
-          remedy=("Pass alpha to the Function as a tensor buffer, never as a Python float or "
-                  "through float()/.item() (specialised per value, or a graph break), and call a "
-                  "twin Function without a custom jvp while torch.compiler.is_compiling()."))
+          remedy=("Keep forward traceable: alpha as a tensor buffer, never a Python float "
+                  "(specialised per value), no float()/.item() or branch on tensor values (a graph "
+                  "break), and a twin Function without a custom jvp while "
+                  "torch.compiler.is_compiling()."))
 def compile_aot_eager(layer: LayerUnderTest) -> None:
     _check_compile(layer, "aot_eager")
 
 
 @register("compat", "torch.compile(fullgraph=True, backend='inductor') matches eager, "
           f"at most {MAX_COMPILES} compiles over 5 alphas",
-          remedy=("Pass alpha to the Function as a tensor buffer, never as a Python float or "
-                  "through float()/.item() (specialised per value, or a graph break), and call a "
-                  "twin Function without a custom jvp while torch.compiler.is_compiling()."))
+          remedy=("Keep forward traceable: alpha as a tensor buffer, never a Python float "
+                  "(specialised per value), no float()/.item() or branch on tensor values (a graph "
+                  "break), and a twin Function without a custom jvp while "
+                  "torch.compiler.is_compiling()."))
 def compile_inductor(layer: LayerUnderTest) -> None:
     _check_compile(layer, "inductor")
 
@@ -224,7 +226,7 @@ def autocast_cuda(layer: LayerUnderTest) -> None:
 
 
 @register("compat", "a GradScaler round trip (scale, backward, unscale) gives {vjp} of the "
-          "unscaled upstream gradient v",
+          "unscaled upstream gradient v", contracts=("linear_in_v",),
           remedy=("Do not clip or clamp the gradient inside the layer (under GradScaler it sees "
                   "scaled gradients); clip in the training loop after scaler.unscale_()."))
 def gradscaler_roundtrip(layer: LayerUnderTest) -> None:
@@ -318,8 +320,8 @@ def opcheck(layer: LayerUnderTest) -> None:
 
 @register("compat", "torch.jit.script works and keeps the reversal, where the layer claims "
           "TorchScript support", requires=("claims_torchscript",),
-          remedy=("Reverse with a torch.autograd.Function called from forward instead of a tensor"
-                  " hook or lambda, or stop claiming TorchScript support."))
+          remedy=("Compute the gradient with a torch.autograd.Function called from forward "
+                  "instead of a tensor hook or lambda, or stop claiming TorchScript support."))
 def torchscript(layer: LayerUnderTest) -> None:
     fn, alpha = layer.build(_alpha(layer)), _alpha(layer)
     target = fn.fn if isinstance(fn, BoundFunction) else fn
@@ -337,7 +339,7 @@ def torchscript(layer: LayerUnderTest) -> None:
 
 @register("compat", "torch.export exports the layer and the exported program computes {forward}, "
           "where the layer claims export support", requires=("claims_torch_export",),
-          remedy=("Apply the reversal unconditionally: do not branch on tensor values (if "
+          remedy=("Apply the layer's maps unconditionally: do not branch on tensor values (if "
                   "bool(...)) in forward, or stop claiming torch.export support."))
 def torch_export(layer: LayerUnderTest) -> None:
     fn = layer.build(_alpha(layer))

@@ -7,20 +7,21 @@ import torch
 from grl_props import strategies as gs
 from grl_props.adapters import LayerUnderTest
 from grl_props.properties import register
-from grl_props.properties._calls import assert_forward, forward, leaf
+from grl_props.properties._calls import assert_forward, forward, in_domain, leaf
 
 
 def _forward_matches(layer: LayerUnderTest, case: gs.TensorCase, alpha: gs.AlphaCase) -> None:
     contract = layer.contract
     fn = layer.build(alpha.value if layer.any_alpha else None)
-    x = leaf(case.tensor)
+    drawn = in_domain(contract, case.tensor)
+    x = leaf(drawn)
     out = forward(fn, x)
-    assert_forward(out, case.tensor, contract, what="the forward output")
+    assert_forward(out, drawn, contract, what="the forward output")
     if not out.requires_grad and not contract.zero_gradient:
         raise AssertionError("the output does not require grad although the input does")
     with torch.no_grad():
-        plain = forward(fn, case.tensor.detach())
-    assert_forward(plain, case.tensor, contract, what="the forward output for an input without grad")
+        plain = forward(fn, drawn.detach())
+    assert_forward(plain, drawn, contract, what="the forward output for an input without grad")
 
 
 @register(
@@ -51,7 +52,6 @@ def forward_identity(layer: LayerUnderTest, case: gs.TensorCase, alpha: gs.Alpha
     remedy=("Compute forward with the contract's own function on the input as it is (torch.round,"
             " not floor(x + 0.5); torch.sign, not x >= 0), in the input's dtype."),
     contracts=("mapped_forward",),
-    name="forward_matches_contract",
 )
 def forward_matches_contract(layer: LayerUnderTest, case: gs.TensorCase, alpha: gs.AlphaCase) -> None:
     _forward_matches(layer, case, alpha)

@@ -11,6 +11,7 @@ from grl_props.adapters import LayerUnderTest, set_alpha
 from grl_props.compare import assert_identical
 from grl_props.properties import Skip, register
 from grl_props.properties._calls import (
+    alpha_from_gradient,
     assert_forward,
     assert_gradient,
     forward,
@@ -47,7 +48,8 @@ def _backward(out: Tensor) -> None:
 
 
 @register("hygiene", "the layer has no parameters (alpha is not trainable)",
-          remedy=("Hold alpha with self.register_buffer('alpha', torch.tensor(alpha)) instead of "
+          remedy=("Hold alpha (and any other constant) with self.register_buffer('alpha', "
+                  "torch.tensor(alpha)) instead of "
                   "an nn.Parameter."))
 def no_trainable_parameters(layer: LayerUnderTest) -> None:
     module = _module(layer)
@@ -97,8 +99,8 @@ def alpha_moved_by_to(layer: LayerUnderTest) -> None:
 
 @register("hygiene", "on CUDA: the layer (moved with .to('cuda') when it is a module) runs forward "
           "and backward on cuda tensors and gives {vjp} there", requires=("cuda",),
-          remedy=("Build nothing on the CPU in backward: multiply by alpha as a Python float or a"
-                  " 0-d tensor on grad.device."))
+          remedy=("Build nothing on the CPU in backward: keep constants (alpha, masks) as Python "
+                  "floats or as tensors on grad.device."))
 def runs_after_to_cuda(layer: LayerUnderTest) -> None:
     fn, alpha, contract = layer.build(), layer.default_alpha, layer.contract
     if isinstance(fn, nn.Module):
@@ -136,7 +138,7 @@ def alpha_frozen_at_forward(layer: LayerUnderTest) -> None:
         ) from None
     if x.grad is None:
         raise AssertionError("no gradient reached the input")
-    seen = float(x.grad[0]) / float(layer.contract.expected_vjp(x, torch.ones_like(x), 1.0)[0])
+    seen = alpha_from_gradient(x.grad, layer.contract)
     if seen != _A:
         raise AssertionError(
             f"forward ran with alpha={_A}, alpha was then changed to {_B} ({how}) before backward, "
@@ -170,7 +172,7 @@ def instances_independent(layer: LayerUnderTest) -> None:
 @register("hygiene", "no activation is saved for backward (only alpha, at most one element)",
           given={"case": gs.tensor_cases(shape=gs.shapes(min_dims=1, allow_empty=False),
                                          dtype=torch.float32, finite=True)},
-          remedy=("Save only alpha for backward (ctx.alpha = ...), never the input with "
+          remedy=("Save no activation for backward (at most alpha: ctx.alpha = ...), never the input with "
                   "ctx.save_for_backward(x)."), contracts=("input_free_vjp",))
 def no_saved_activations(layer: LayerUnderTest, case: gs.TensorCase) -> None:
     fn = layer.build()
@@ -207,7 +209,7 @@ def input_not_mutated(layer: LayerUnderTest) -> None:
 
 
 @register("hygiene", "in-place ops on the output work and leave the input untouched",
-          remedy="Return x.clone() from forward, not x itself or x.view_as(x).")
+          remedy="Return {forward} from forward, a new tensor, not x itself or x.view_as(x).")
 def output_safe_for_inplace(layer: LayerUnderTest) -> None:
     fn = layer.build()
     x = leaf(torch.tensor([1.5, -2.0, 3.0], dtype=torch.float64))
@@ -245,7 +247,7 @@ def no_grad_and_inference_mode(layer: LayerUnderTest, case: gs.TensorCase) -> No
                  "layout": gs.layouts(include=("transposed", "strided", "expanded", "channels_last"))},
           examples=tuple({"case": gs.typical_vjp_case(torch.float32, 0.5), "layout": layout}
                          for layout in ("transposed", "strided", "expanded")),
-          remedy=("Compute backward as grad * -alpha without assuming a layout: no "
+          remedy=("Compute backward as {backward} without assuming a layout: no "
                   "grad.view(...), use reshape if a reshape is needed."))
 def noncontiguous_upstream_gradient(layer: LayerUnderTest, case: gs.VJPCase, layout: str) -> None:
     from grl_props.strategies import with_layout
@@ -277,7 +279,7 @@ def zero_size_inputs(layer: LayerUnderTest, shape: tuple[int, ...], dtype: torch
           "with an exception, never silently converted",
           given={"case": gs.tensor_cases(shape=gs.shapes(allow_empty=False),
                                          dtype=st.sampled_from(gs.INTEGER_DTYPES))},
-          remedy=("Return x.clone() (which keeps the dtype) instead of x * 1.0, or raise a "
+          remedy=("Return {forward} (which keeps the dtype) instead of x * 1.0, or raise a "
                   "TypeError for non-floating inputs."))
 def integer_inputs_handled_or_refused(layer: LayerUnderTest, case: gs.TensorCase) -> None:
     fn = layer.build()
