@@ -318,7 +318,7 @@ def opcheck(layer: LayerUnderTest) -> None:
             raise AssertionError(f"opcheck({op}) failed: {first}") from None
 
 
-@register("compat", "torch.jit.script works and keeps the reversal, where the layer claims "
+@register("compat", "torch.jit.script works and keeps the gradient ({vjp}), where the layer claims "
           "TorchScript support", requires=("claims_torchscript",),
           remedy=("Compute the gradient with a torch.autograd.Function called from forward "
                   "instead of a tensor hook or lambda, or stop claiming TorchScript support."))
