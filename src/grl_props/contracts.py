@@ -132,7 +132,7 @@ class Contract:
 
 
 # ---------------------------------------------------------------------------------------------
-# The built-in maps (module-level functions, so that a contract pickles to a child process).
+# The built-in maps, as module-level functions (a child process finds a built-in by its name).
 
 
 def _identity(x: Tensor) -> Tensor:

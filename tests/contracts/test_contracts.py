@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import pickle
 
 import pytest
 import torch
@@ -69,11 +68,6 @@ def test_names_specs_and_objects_resolve_and_bad_ones_get_one_sentence():
     borrowed = dataclasses.replace(SCALE, name="reverse")  # names decide the battery
     with pytest.raises(ContractError, match="needs a name other than the built-in 'reverse'"):
         resolve_contract(borrowed)
-
-
-def test_built_in_contracts_pickle_by_reference():
-    for contract in CONTRACTS.values():
-        assert pickle.loads(pickle.dumps(contract)) == contract
 
 
 def test_each_battery_holds_the_properties_that_apply_to_its_contract():
