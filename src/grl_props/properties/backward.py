@@ -88,9 +88,8 @@ def vjp_is_negative_alpha_v(layer: LayerUnderTest, case: gs.VJPCase) -> None:
     # v with ±inf and NaN too: a stop-gradient promises zero for every v (NaN·0 would be NaN).
     examples=_VJP_EXAMPLES + tuple({"case": case(d)} for d in gs.FLOAT_DTYPES
                                    for case in (gs.edge_vjp_case, gs.nonfinite_vjp_case)),
-    remedy=("Return the contract's gradient from backward, in the gradient's own dtype: grad * "
-            "alpha for a multiplier, zeros for a stop-gradient, grad itself (masked to |x| <= 1 "
-            "for sign) for a straight-through estimator, never the gradient of the forward op."),
+    remedy=("Return {backward} from backward, in the gradient's own dtype: not the gradient of "
+            "the forward op (round's is zero), not a negated, clipped or unmasked one."),
     contracts=("not_reverse",),
 )
 def vjp_matches_contract(layer: LayerUnderTest, case: gs.VJPCase) -> None:
