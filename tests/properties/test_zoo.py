@@ -9,13 +9,21 @@ proven where CUDA is; elsewhere the test asserts that they report ``skip (needs 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import torch
-from zoo import BROKEN, CORRECT, FIXED, Broken, Correct, Fixed
+from zoo import (
+    BROKEN,
+    CORRECT,
+    FIXED,
+    Broken,
+    Correct,
+    Fixed,
+    assert_names_its_evidence,
+    caught_for_its_bug,
+)
 
 from grl_props.adapters import load_layer
 from grl_props.properties import REQUIREMENTS, TIERS, Property, all_properties, get
@@ -41,19 +49,6 @@ def _broken_cases() -> list[Any]:
     return [pytest.param(e, p, id=f"{e.name}-{p}") for e in BROKEN for p in sorted(e.caught_by)]
 
 
-def caught_for_its_bug(entry: Broken, prop: str, result: PropertyResult) -> str | None:
-    """``None`` when ``result`` is a catch of ``entry``'s own bug, else why it is not."""
-    if result.status not in ("fail", "error"):
-        return f"not caught: status {result.status} {result.detail}"
-    if result.status == "error" and not entry.raises:
-        return (f"errored, but {entry.name}'s bug is not an exception, so an error is a catch "
-                f"for another reason: {result.detail}")
-    if not re.search(entry.evidence_for(prop), result.detail):
-        return (f"caught for another reason than {entry.bug!r} (no match for "
-                f"{entry.evidence_for(prop)!r}): {result.detail}")
-    return None
-
-
 @pytest.mark.parametrize(("entry", "prop"), _broken_cases())
 def test_broken_layer_is_caught_for_its_bug(entry: Broken, prop: str) -> None:
     result = _run(entry.layer, prop)
@@ -67,14 +62,7 @@ def test_broken_layer_is_caught_for_its_bug(entry: Broken, prop: str) -> None:
 @pytest.mark.parametrize("entry", BROKEN, ids=lambda e: e.name)
 def test_every_broken_layer_names_its_evidence(entry: Broken) -> None:
     """No entry may count a catch for any reason: each catcher has a regex that needs a match."""
-    patterns = ([entry.evidence] if isinstance(entry.evidence, str)
-                else list(entry.evidence.values()))
-    if not isinstance(entry.evidence, str):
-        assert set(entry.evidence) == set(entry.caught_by), entry.name
-    for pattern in patterns:
-        assert pattern.strip(), f"{entry.name} has empty evidence"
-        assert re.search(pattern, "") is None, f"{entry.name}'s evidence {pattern!r} matches anything"
-        assert re.search(pattern, "the layer raised RuntimeError: boom") is None, pattern
+    assert_names_its_evidence(entry)
 
 
 def test_evidence_rejects_a_catch_for_another_reason() -> None:

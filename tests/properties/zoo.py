@@ -15,6 +15,7 @@ with an ``alpha`` argument, a function ``f(x, alpha)`` or an ``autograd.Function
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BROKEN", "CORRECT", "Broken", "Correct"]
+__all__ = ["BROKEN", "CORRECT", "Broken", "Correct", "assert_names_its_evidence",
+           "caught_for_its_bug"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,32 @@ class Broken:
     def evidence_for(self, prop: str) -> str:
         """The regex a catch by ``prop`` must match."""
         return self.evidence if isinstance(self.evidence, str) else self.evidence[prop]
+
+
+def caught_for_its_bug(entry: Broken, prop: str, result: Any) -> str | None:
+    """``None`` when ``result`` (a ``PropertyResult``) is a catch of ``entry``'s own bug, else why
+    it is not (shared by this zoo's tests and the contract zoo's)."""
+    if result.status not in ("fail", "error"):
+        return f"not caught: status {result.status} {result.detail}"
+    if result.status == "error" and not entry.raises:
+        return (f"errored, but {entry.name}'s bug is not an exception, so an error is a catch "
+                f"for another reason: {result.detail}")
+    if not re.search(entry.evidence_for(prop), result.detail):
+        return (f"caught for another reason than {entry.bug!r} (no match for "
+                f"{entry.evidence_for(prop)!r}): {result.detail}")
+    return None
+
+
+def assert_names_its_evidence(entry: Broken) -> None:
+    """No entry may count a catch for any reason: each catcher has a regex that needs a match."""
+    patterns = ([entry.evidence] if isinstance(entry.evidence, str)
+                else list(entry.evidence.values()))
+    if not isinstance(entry.evidence, str):
+        assert set(entry.evidence) == set(entry.caught_by), entry.name
+    for pattern in patterns:
+        assert pattern.strip(), f"{entry.name} has empty evidence"
+        assert re.search(pattern, "") is None, f"{entry.name}'s evidence {pattern!r} matches anything"
+        assert re.search(pattern, "the layer raised RuntimeError: boom") is None, pattern
 
 
 @dataclass(frozen=True)
